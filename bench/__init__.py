@@ -1,0 +1,1 @@
+"""Benchmarks of ai-spine-tools, run side by side with their baselines."""

@@ -1,0 +1,98 @@
+"""ai-spine-tools: build fast, production-ready AI Spine tools in Python.
+
+Declare a tool with ``create_tool`` (or ``@tool``) and field builders; run it in-process with
+``await tool.run(input)`` or serve it over HTTP with ``tool.serve()`` / ``ai-spine serve``.
+"""
+
+from __future__ import annotations
+
+from ai_spine_tools._context import SecurityContext, ToolContext
+from ai_spine_tools._decorator import tool
+from ai_spine_tools._metadata import ToolMetadata
+from ai_spine_tools._result import ToolResult
+from ai_spine_tools._tool import Tool, create_tool
+from ai_spine_tools.exceptions import (
+    AuthenticationError,
+    CircuitOpenError,
+    ConfigurationError,
+    EndpointNotFoundError,
+    ExecutionError,
+    ExecutionTimeoutError,
+    InvalidJSONError,
+    OverloadedError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerConfigurationError,
+    ServiceUnavailableError,
+    ToolDefinitionError,
+    ToolError,
+    UnsupportedContentTypeError,
+    ValidationError,
+    ValidationIssue,
+)
+from ai_spine_tools.fields import (
+    api_key_field,
+    array_field,
+    boolean_field,
+    date_field,
+    datetime_field,
+    email_field,
+    enum_field,
+    file_field,
+    integer_field,
+    json_field,
+    number_field,
+    object_field,
+    secret_field,
+    string_field,
+    time_field,
+    url_field,
+    uuid_field,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "EndpointNotFoundError",
+    "ExecutionError",
+    "ExecutionTimeoutError",
+    "InvalidJSONError",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "SecurityContext",
+    "ServerConfigurationError",
+    "ServiceUnavailableError",
+    "Tool",
+    "ToolContext",
+    "ToolDefinitionError",
+    "ToolError",
+    "ToolMetadata",
+    "ToolResult",
+    "UnsupportedContentTypeError",
+    "ValidationError",
+    "ValidationIssue",
+    "__version__",
+    "api_key_field",
+    "array_field",
+    "boolean_field",
+    "create_tool",
+    "date_field",
+    "datetime_field",
+    "email_field",
+    "enum_field",
+    "file_field",
+    "integer_field",
+    "json_field",
+    "number_field",
+    "object_field",
+    "secret_field",
+    "string_field",
+    "time_field",
+    "tool",
+    "url_field",
+    "uuid_field",
+]

@@ -1,0 +1,201 @@
+"""The ``@tool`` decorator: build a ``Tool`` from a function's signature and type hints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import msgspec
+
+from ai_spine_tools._context import ToolContext
+from ai_spine_tools._tool import Tool, UnknownFields, create_tool
+from ai_spine_tools.exceptions import ToolDefinitionError
+from ai_spine_tools.fields import (
+    ArrayField,
+    BooleanField,
+    DateField,
+    DateTimeField,
+    EnumField,
+    Field,
+    IntegerField,
+    JSONField,
+    NumberField,
+    ObjectField,
+    StringField,
+    TimeField,
+    UUIDField,
+)
+
+__all__ = ["tool"]
+
+_SIMPLE: dict[Any, type[Field]] = {
+    str: StringField,
+    int: IntegerField,
+    float: NumberField,
+    bool: BooleanField,
+    dt.date: DateField,
+    dt.datetime: DateTimeField,
+    dt.time: TimeField,
+    uuid.UUID: UUIDField,
+    Any: JSONField,
+    object: JSONField,
+}
+_META_OPTIONS = {
+    "min_length": "min_length",
+    "max_length": "max_length",
+    "pattern": "pattern",
+    "ge": "min",
+    "le": "max",
+    "multiple_of": "multiple_of",
+    "description": "description",
+}
+
+
+def tool(
+    name: str | None = None,
+    *,
+    version: str = "1.0.0",
+    description: str | None = None,
+    capabilities: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+    setup: Callable[..., Any] | None = None,
+    cleanup: Callable[..., Any] | None = None,
+    health_check: Callable[..., Any] | None = None,
+    unknown_fields: UnknownFields = "reject",
+    timeout_ms: int | None = None,
+    **metadata: Any,
+) -> Callable[[Callable[..., Any]], Tool]:
+    """Turn a function into a ``Tool``; each parameter becomes an input field.
+
+    A parameter's type hint gives its field (``str``, ``int``, ``float``, ``bool``, ``Literal``,
+    ``list[...]``, ``dict``, ``date``, ``datetime``, ``time``, ``UUID``, ``Any``), refined by
+    ``Annotated[..., msgspec.Meta(...)]`` or by a field builder given in ``Annotated`` or as the
+    default. A parameter without a default is required. Parameters named ``context`` (or hinted
+    ``ToolContext``) and ``config`` receive the execution context and the resolved config.
+    """
+
+    def build(fn: Callable[..., Any]) -> Tool:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        fields: dict[str, Field] = {}
+        context_name: str | None = None
+        wants_config = False
+        for parameter in inspect.signature(fn).parameters.values():
+            hint = hints.get(parameter.name, Any)
+            if parameter.name == "context" or hint is ToolContext:
+                context_name = parameter.name
+                continue
+            if parameter.name == "config":
+                wants_config = True
+                continue
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise ToolDefinitionError(f"@tool functions cannot take *{parameter.name}")
+            fields[parameter.name] = field_from_hint(hint, parameter.default, parameter.name)
+        doc = inspect.getdoc(fn) or ""
+        summary = description or doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+        is_async = inspect.iscoroutinefunction(fn)
+
+        def arguments(
+            input: dict[str, Any], cfg: dict[str, Any], context: ToolContext
+        ) -> dict[str, Any]:
+            kwargs = dict(input)
+            if context_name is not None:
+                kwargs[context_name] = context
+            if wants_config:
+                kwargs["config"] = cfg
+            return kwargs
+
+        async def execute_async(
+            input: dict[str, Any], cfg: dict[str, Any], context: ToolContext
+        ) -> Any:
+            return await fn(**arguments(input, cfg, context))
+
+        def execute_sync(input: dict[str, Any], cfg: dict[str, Any], context: ToolContext) -> Any:
+            return fn(**arguments(input, cfg, context))
+
+        built = create_tool(
+            metadata={
+                "name": name or fn.__name__.replace("_", "-"),
+                "version": version,
+                "description": summary,
+                "capabilities": list(capabilities),
+                **metadata,
+            },
+            schema={"input": fields, "config": dict(config or {})},
+            execute=execute_async if is_async else execute_sync,
+            setup=setup,
+            cleanup=cleanup,
+            health_check=health_check,
+            unknown_fields=unknown_fields,
+            timeout_ms=timeout_ms,
+        )
+        built.__doc__ = fn.__doc__
+        built.__wrapped__ = fn  # type: ignore[attr-defined]
+        return built
+
+    return build
+
+
+def field_from_hint(hint: Any, default: Any, name: str) -> Field:
+    """Return the field a parameter's type hint and default describe."""
+    if isinstance(default, Field):
+        return default
+    required = default is inspect.Parameter.empty
+    options: dict[str, Any] = {"required": required}
+    if not required and default is not None:
+        options["default"] = default
+    return _field(hint, options, name)
+
+
+def _field(hint: Any, options: dict[str, Any], name: str) -> Field:
+    origin = get_origin(hint)
+    if origin is Annotated:
+        base, *extras = get_args(hint)
+        for extra in extras:
+            if isinstance(extra, Field):
+                return extra
+            if isinstance(extra, msgspec.Meta):
+                for attr, option in _META_OPTIONS.items():
+                    value = getattr(extra, attr, None)
+                    if value is not None:
+                        options[option] = value
+                if extra.examples:
+                    options["example"] = extra.examples[0]
+            elif isinstance(extra, str):
+                options["description"] = extra
+        return _field(base, options, name)
+    if origin in (typing.Union, types.UnionType):
+        members = [arg for arg in get_args(hint) if arg is not type(None)]
+        if len(members) == 1:
+            options["required"] = False
+            return _field(members[0], options, name)
+        return JSONField(**_only(options, JSONField))
+    if origin is Literal:
+        return EnumField(list(get_args(hint)), **_only(options, EnumField))
+    if origin in (list, Sequence, tuple, set, frozenset) or hint in (list, tuple):
+        args = [a for a in get_args(hint) if a is not Ellipsis]
+        items = _field(args[0], {"required": True}, f"{name}[]") if args else None
+        opts = _only(options, ArrayField)
+        if "min_length" in options:
+            opts["min_items"] = options["min_length"]
+        if "max_length" in options:
+            opts["max_items"] = options["max_length"]
+        return ArrayField(items, unique_items=origin in (set, frozenset), **opts)
+    if origin in (dict, Mapping) or hint in (dict, Mapping):
+        return ObjectField(**_only(options, ObjectField))
+    cls = _SIMPLE.get(hint)
+    if cls is None:
+        raise ToolDefinitionError(
+            f"parameter {name!r}: cannot make a field from type hint {hint!r}; use a supported "
+            "type or give a field builder as its default"
+        )
+    return cls(**_only(options, cls))
+
+
+def _only(options: dict[str, Any], cls: type[Field]) -> dict[str, Any]:
+    accepted = set(inspect.signature(cls).parameters)
+    return {key: value for key, value in options.items() if key in accepted}

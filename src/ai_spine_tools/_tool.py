@@ -1,0 +1,337 @@
+"""``Tool`` and ``create_tool``: a declared tool, its lifecycle, and in-process execution."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from ai_spine_tools._config import ConfigResolver
+from ai_spine_tools._context import ToolContext, new_execution_id
+from ai_spine_tools._metadata import ToolMetadata
+from ai_spine_tools._metrics import MetricsSnapshot, ToolMetrics
+from ai_spine_tools._result import ToolResult, normalise_result
+from ai_spine_tools._schema import Schema
+from ai_spine_tools.exceptions import (
+    ExecutionError,
+    ExecutionTimeoutError,
+    ToolDefinitionError,
+    ToolError,
+)
+from ai_spine_tools.fields import Field, as_field
+
+__all__ = ["DEFAULT_TIMEOUT_MS", "Tool", "create_tool"]
+
+logger = logging.getLogger("ai_spine_tools")
+
+DEFAULT_TIMEOUT_MS = 25_000
+"""Below the AI Spine platform's own 30 s, so the caller gets our 408 rather than its timeout."""
+
+Execute = Callable[..., Any]
+UnknownFields = Literal["reject", "ignore"]
+
+
+class Tool:
+    """A declared tool: metadata, compiled input and config schemas, and its functions.
+
+    Create one with ``create_tool`` or the ``@tool`` decorator. ``await tool.run(input)`` validates
+    and executes in-process; ``tool.asgi()`` and ``tool.serve()`` put it behind the HTTP server.
+    ``async with tool:`` runs ``setup`` on entry and ``cleanup`` on exit.
+    """
+
+    def __init__(
+        self,
+        *,
+        metadata: ToolMetadata,
+        input_fields: Mapping[str, Field],
+        config_fields: Mapping[str, Field],
+        execute: Execute,
+        setup: Callable[..., Any] | None = None,
+        cleanup: Callable[..., Any] | None = None,
+        health_check: Callable[..., Any] | None = None,
+        unknown_fields: UnknownFields = "reject",
+        timeout_ms: int | None = None,
+        max_threads: int | None = None,
+    ) -> None:
+        if not callable(execute):
+            raise ToolDefinitionError(f"execute must be callable (got {execute!r})")
+        if unknown_fields not in ("reject", "ignore"):
+            raise ToolDefinitionError(
+                f"unknown_fields must be 'reject' or 'ignore' (got {unknown_fields!r})"
+            )
+        if timeout_ms is not None and (not isinstance(timeout_ms, int) or timeout_ms <= 0):
+            raise ToolDefinitionError(f"timeout_ms must be a positive integer (got {timeout_ms!r})")
+        self.metadata = metadata
+        self.input_schema = Schema(
+            input_fields, subject="input", forbid_unknown=unknown_fields == "reject"
+        )
+        self.config_schema = Schema(config_fields, subject="config", forbid_unknown=False)
+        self.config = ConfigResolver(config_fields)
+        self.timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
+        self._execute, self._arity = execute, _positional_arity(execute, "execute", 3)
+        self._is_async = _is_async(execute)
+        self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
+        self._max_threads = max_threads or min(32, (os.cpu_count() or 1) + 4)
+        self._threads: ThreadPoolExecutor | None = None
+        self._lock: asyncio.Lock | None = None
+        self._started = False
+        self.resources: Any = None
+        self.metrics = ToolMetrics()
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The tool's name from its metadata."""
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        """The tool's version from its metadata."""
+        return self.metadata.version
+
+    @property
+    def started(self) -> bool:
+        """True between a completed ``start()`` and ``stop()``."""
+        return self._started
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name} {self.version}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def configure(self, values: Mapping[str, Any] | None = None, /, **options: Any) -> Tool:
+        """Set config fields on the server side (they win over environment and requests)."""
+        self.config.configure({**(values or {}), **options})
+        return self
+
+    async def start(self) -> None:
+        """Resolve the server-side config and run ``setup`` once; a second call does nothing."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._started:
+                return
+            self.config.resolve()
+            if self._setup is not None:
+                self.resources = await self._call(self._setup, self.config.server_values())
+            self._started = True
+
+    async def stop(self) -> None:
+        """Run ``cleanup`` (with ``setup``'s result when it takes an argument) and free threads."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            if self._cleanup is not None:
+                arity = _positional_arity(self._cleanup, "cleanup", 1)
+                await self._call(self._cleanup, *((self.resources,) if arity else ()))
+        finally:
+            if self._threads is not None:
+                self._threads.shutdown(wait=False, cancel_futures=True)
+                self._threads = None
+
+    async def __aenter__(self) -> Tool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def check_health(self) -> Any:
+        """Run the tool's ``health_check`` (``True`` when it has none)."""
+        if self._health_check is None:
+            return True
+        return await self._call(self._health_check)
+
+    # -- execution ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        input: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout_ms: int | None = None,
+        debug: bool = False,
+    ) -> ToolResult:
+        """Validate ``input`` and ``config`` and execute in-process, returning a ``ToolResult``.
+
+        Every failure, a validation error included, comes back as an error result; call
+        ``result.raise_for_error()`` to raise it instead. ``setup`` runs first if needed.
+        """
+        if not self._started:
+            await self.start()
+        timeout = timeout_ms or self.timeout_ms
+        context = self.new_context(
+            execution_id=execution_id, metadata=metadata, timeout_ms=timeout, debug=debug
+        )
+        try:
+            values = self.input_schema.validate({} if input is None else input)
+            settings = self.config.for_request(config)
+        except ToolError as exc:
+            return ToolResult.from_exception(exc)
+        return await self.invoke(values, settings, context)
+
+    def new_context(
+        self,
+        *,
+        execution_id: str | None = None,
+        request_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout_ms: int | None = None,
+        debug: bool = False,
+        **extra: Any,
+    ) -> ToolContext:
+        """Return a fresh context for one execution of this tool."""
+        timeout = timeout_ms or self.timeout_ms
+        return ToolContext(
+            execution_id=execution_id or new_execution_id(),
+            tool_id=self.name,
+            tool_version=self.version,
+            request_id=request_id,
+            timeout_ms=timeout,
+            deadline=time.monotonic() + timeout / 1000.0,
+            metadata=metadata or {},
+            debug=debug,
+            resources=self.resources,
+            **extra,
+        )
+
+    async def invoke(
+        self,
+        input: dict[str, Any],
+        config: dict[str, Any],
+        context: ToolContext,
+    ) -> ToolResult:
+        """Execute with already-validated values under the context's deadline."""
+        args = (input, config, context)[: self._arity]
+        remaining = context.remaining_ms()
+        try:
+            async with asyncio.timeout(None if remaining is None else remaining / 1000.0):
+                if self._is_async:
+                    value = await self._execute(*args)
+                else:
+                    value = await self._in_thread(self._execute, *args)
+        except ToolError as exc:
+            return ToolResult.from_exception(exc)
+        except TimeoutError:
+            return ToolResult.from_exception(
+                ExecutionTimeoutError(
+                    f"Execution exceeded its timeout of {context.timeout_ms} ms",
+                    details={"timeout_ms": context.timeout_ms},
+                )
+            )
+        except Exception as exc:
+            logger.exception("tool %s failed (execution %s)", self.name, context.execution_id)
+            message = f"{type(exc).__name__}: {exc}" if context.debug else "Tool execution failed"
+            return ToolResult.from_exception(ExecutionError(message))
+        if inspect.isawaitable(value):  # a sync function that returned a coroutine
+            value = await value
+        return normalise_result(value)
+
+    def get_metrics(self) -> MetricsSnapshot:
+        """Return the metrics snapshot of this tool's executions."""
+        return self.metrics.snapshot()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if _is_async(fn):
+            return await fn(*args)
+        result = await self._in_thread(fn, *args)
+        return await result if inspect.isawaitable(result) else result
+
+    def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                max_workers=self._max_threads, thread_name_prefix=f"ai-spine-{self.name}"
+            )
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return asyncio.get_running_loop().run_in_executor(self._threads, call)
+
+
+def create_tool(
+    *,
+    metadata: Mapping[str, Any],
+    execute: Execute,
+    schema: Mapping[str, Mapping[str, Any]] | None = None,
+    setup: Callable[..., Any] | None = None,
+    cleanup: Callable[..., Any] | None = None,
+    health_check: Callable[..., Any] | None = None,
+    unknown_fields: UnknownFields = "reject",
+    timeout_ms: int | None = None,
+    max_threads: int | None = None,
+) -> Tool:
+    """Declare a tool from metadata, a schema of input and config fields, and its functions.
+
+    ``execute(input, config, context)`` may be async or sync (sync runs in a bounded thread pool)
+    and may take fewer arguments. It returns a dict (success data), a ``ToolResult``, or the
+    TypeScript SDK's ``{"status": ..., "data": ..., "error": ...}`` shape, or raises a
+    ``ToolError``. The schema is compiled once, here.
+    """
+    schema = schema or {}
+    if not isinstance(schema, Mapping):
+        raise ToolDefinitionError(f"schema must be a mapping (got {type(schema).__name__})")
+    unknown = set(schema) - {"input", "config"}
+    if unknown:
+        raise ToolDefinitionError(
+            f"schema takes 'input' and 'config' (got {', '.join(map(repr, sorted(unknown)))})"
+        )
+    return Tool(
+        metadata=ToolMetadata.from_mapping(metadata),
+        input_fields=_fields(schema.get("input") or {}, "input"),
+        config_fields=_fields(schema.get("config") or {}, "config"),
+        execute=execute,
+        setup=setup,
+        cleanup=cleanup,
+        health_check=health_check,
+        unknown_fields=unknown_fields,
+        timeout_ms=timeout_ms,
+        max_threads=max_threads,
+    )
+
+
+def _fields(declared: Mapping[str, Any], where: str) -> dict[str, Field]:
+    if not isinstance(declared, Mapping):
+        raise ToolDefinitionError(f"schema[{where!r}] must be a mapping of field names to fields")
+    out = {}
+    for key, value in declared.items():
+        if not isinstance(key, str) or not key:
+            raise ToolDefinitionError(f"schema[{where!r}] has a field name that is not a string")
+        out[key] = as_field(value, where=f"{where}.{key}")
+    return out
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async __call__
+    )
+
+
+def _positional_arity(fn: Callable[..., Any], role: str, most: int) -> int:
+    """How many of the ``most`` positional arguments ``fn`` takes."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return most
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return most
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            raise ToolDefinitionError(
+                f"{role} must not have required keyword-only parameters ({parameter.name})"
+            )
+    return min(count, most)

@@ -1,0 +1,173 @@
+"""The field base class: presence, defaults, documentation and config behaviour."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from typing import Any, ClassVar
+
+import msgspec
+
+from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+"""Marks a field with no default."""
+
+Issues = list[ValidationIssue]
+FLOAT_MAX = 1.7976931348623157e308
+
+
+def label(path: str) -> str:
+    return f"'{path}'" if path else "input"
+
+
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def show(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, kw_only=True)
+class Field:
+    """What every field shares: presence, default, documentation and config behaviour.
+
+    Args:
+        required: the key must be present and not null.
+        default: the value used when the key is absent or null; a default makes a field optional.
+        description: shown in the schema, the OpenAPI document and function-calling exports.
+        example: a value shown in schemas; it must pass the field's own validation.
+        sensitive: the value is a secret: never echoed in errors, logs or ``repr``.
+        env: for config fields, the environment variable that supplies the server-side value.
+        overridable: for config fields, a request's value wins over the server-side one.
+    """
+
+    required: bool = False
+    default: Any = MISSING
+    description: str | None = None
+    example: Any = MISSING
+    sensitive: bool = False
+    env: str | None = None
+    overridable: bool = False
+
+    kind: ClassVar[str] = "any"
+
+    def __post_init__(self) -> None:
+        if self.required and self.default is not MISSING:
+            raise ToolDefinitionError(
+                "a field cannot be required and have a default: a default makes it optional"
+            )
+        for name, value in (("default", self.default), ("example", self.example)):
+            if value is MISSING or value is None:
+                continue
+            issues: Issues = []
+            self.check(value, name, issues)
+            if issues:
+                raise ToolDefinitionError(
+                    f"{name} does not pass the field's own rules: "
+                    + "; ".join(i.message for i in issues)
+                )
+
+    # -- what subclasses provide -------------------------------------------------------------
+
+    def native(self) -> Any:
+        """Return the msgspec type that decodes this field on the fast path."""
+        return Any
+
+    @property
+    def needs_post(self) -> bool:
+        """True when ``check`` must run after msgspec decoding (a rule msgspec cannot express)."""
+        return False
+
+    def check(self, value: Any, path: str, issues: Issues) -> Any:
+        """Validate ``value`` fully; return it normalised, appending an issue per problem."""
+        return value
+
+    def base_schema(self) -> dict[str, Any]:
+        """Return the JSON Schema of the value, without the shared annotations."""
+        return {}
+
+    def generate(self) -> Any:
+        """Return a value that passes this field's rules, for examples and test data."""
+        return None
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def example_value(self) -> Any:
+        """Return the declared example, the default, or a generated valid value."""
+        if self.example is not MISSING:
+            return self.example
+        if self.default is not MISSING and self.default is not None:
+            return self.default
+        return self.generate()
+
+    def json_schema(self) -> dict[str, Any]:
+        """Return the JSON Schema (2020-12) of this field, with description, default, examples."""
+        schema = self.base_schema()
+        if self.description:
+            schema["description"] = self.description
+        if self.default is not MISSING and not self.sensitive:
+            schema["default"] = msgspec.to_builtins(self.default)
+        if self.example is not MISSING and not self.sensitive:
+            schema["examples"] = [msgspec.to_builtins(self.example)]
+        if self.sensitive:
+            schema["writeOnly"] = True
+            schema["format"] = schema.get("format", "password")
+        return schema
+
+    def default_value(self) -> Any:
+        """Return a fresh copy of the default (``None`` when there is none)."""
+        if self.default is MISSING:
+            return None
+        if isinstance(self.default, list | dict):
+            return copy.deepcopy(self.default)
+        return self.default
+
+    def _type_issue(self, value: object, path: str, issues: Issues, expected: str) -> None:
+        issues.append(
+            ValidationIssue(
+                path, "type", f"{label(path)} must be {expected} (got {json_type(value)})"
+            )
+        )
+
+    def _value_text(self, value: object) -> str:
+        return "" if self.sensitive else f" (got {show(value)})"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclass_fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("_") or value is MISSING or value == f.default:
+                continue
+            if f.name in ("default", "example") and self.sensitive:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"

@@ -1,0 +1,142 @@
+"""Inline file fields: base64 content with size and media-type rules."""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+
+from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
+from ai_spine_tools.fields._base import Field, Issues, label, show
+
+
+class _FileValue(msgspec.Struct, forbid_unknown_fields=False):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    content: str
+    type: str = "application/octet-stream"
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    encoding: Literal["base64"] = "base64"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class FileField(Field):
+    """A file sent inline as ``{name, content (base64), type, size, encoding}``.
+
+    ``max_size`` bounds the decoded content in bytes; ``allowed_types`` lists media types, with
+    ``image/*`` style wildcards. ``execute`` receives the object with ``size`` filled in.
+    """
+
+    max_size: int | None = None
+    allowed_types: Sequence[str] | None = None
+
+    kind: ClassVar[str] = "file"
+
+    def __post_init__(self) -> None:
+        if self.max_size is not None and (not isinstance(self.max_size, int) or self.max_size < 0):
+            raise ToolDefinitionError(
+                f"max_size must be a non-negative integer (got {self.max_size!r})"
+            )
+        if self.allowed_types is not None:
+            if isinstance(self.allowed_types, str):
+                raise ToolDefinitionError("allowed_types must be a list of media types")
+            object.__setattr__(self, "allowed_types", tuple(self.allowed_types))
+        Field.__post_init__(self)
+
+    def native(self) -> Any:
+        return dict[str, Any]
+
+    @property
+    def needs_post(self) -> bool:
+        return True
+
+    def check(self, value: Any, path: str, issues: Issues) -> Any:
+        try:
+            file = msgspec.convert(value, _FileValue)
+        except msgspec.ValidationError as exc:
+            issues.append(
+                ValidationIssue(
+                    path,
+                    "type",
+                    f"{label(path)} must be a file object "
+                    f"{{name, content, type, size, encoding}}: {exc}",
+                )
+            )
+            return value
+        if self.max_size is not None and len(file.content) > (self.max_size + 2) // 3 * 4 + 4:
+            issues.append(
+                ValidationIssue(
+                    path, "too_long", f"{label(path)} must be at most {self.max_size} bytes"
+                )
+            )
+            return value
+        try:
+            data = binascii.a2b_base64(file.content, strict_mode=True)
+        except (binascii.Error, ValueError):
+            issues.append(
+                ValidationIssue(path, "format", f"{label(path)} content must be valid base64")
+            )
+            return value
+        size = len(data)
+        if file.size is not None and file.size != size:
+            issues.append(
+                ValidationIssue(
+                    path,
+                    "size_mismatch",
+                    f"{label(path)} declares size {file.size} but its content has {size} bytes",
+                )
+            )
+        elif self.max_size is not None and size > self.max_size:
+            issues.append(
+                ValidationIssue(
+                    path,
+                    "too_long",
+                    f"{label(path)} must be at most {self.max_size} bytes (got {size})",
+                )
+            )
+        elif self.allowed_types is not None and not _type_allowed(file.type, self.allowed_types):
+            issues.append(
+                ValidationIssue(
+                    path,
+                    "file_type",
+                    f"{label(path)} must be of type "
+                    f"{', '.join(self.allowed_types)} (got {show(file.type)})",
+                )
+            )
+        return {
+            "name": file.name,
+            "type": file.type,
+            "size": size,
+            "content": file.content,
+            "encoding": file.encoding,
+        }
+
+    def base_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "content": {"type": "string", "contentEncoding": "base64"},
+                "type": {"type": "string"},
+                "size": {"type": "integer", "minimum": 0},
+                "encoding": {"enum": ["base64"]},
+            },
+            "required": ["name", "content"],
+        }
+
+    def generate(self) -> Any:
+        kind = (self.allowed_types or ("text/plain",))[0].replace("*", "plain")
+        return {
+            "name": "example.txt",
+            "type": kind,
+            "content": "aGVsbG8=",
+            "size": 5,
+            "encoding": "base64",
+        }
+
+
+def _type_allowed(media_type: str, allowed: Iterable[str]) -> bool:
+    major = media_type.split("/", 1)[0]
+    return any(rule == media_type or rule == "*/*" or rule == f"{major}/*" for rule in allowed)
