@@ -74,7 +74,7 @@ class Tool:
         )
         self.config_schema = Schema(config_fields, subject="config", forbid_unknown=False)
         self.config = ConfigResolver(config_fields)
-        self.timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
+        self.timeout_ms = timeout_ms
         self._execute, self._arity = execute, _positional_arity(execute, "execute", 3)
         self._is_async = _is_async(execute)
         self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
@@ -121,7 +121,9 @@ class Tool:
                 return
             self.config.resolve()
             if self._setup is not None:
-                self.resources = await self._call(self._setup, self.config.server_values())
+                arity = _positional_arity(self._setup, "setup", 1)
+                args = (self.config.server_values(),)[:arity]
+                self.resources = await self._call(self._setup, *args)
             self._started = True
 
     async def stop(self) -> None:
@@ -170,7 +172,7 @@ class Tool:
         """
         if not self._started:
             await self.start()
-        timeout = timeout_ms or self.timeout_ms
+        timeout = timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS
         context = self.new_context(
             execution_id=execution_id, metadata=metadata, timeout_ms=timeout, debug=debug
         )
@@ -192,7 +194,7 @@ class Tool:
         **extra: Any,
     ) -> ToolContext:
         """Return a fresh context for one execution of this tool."""
-        timeout = timeout_ms or self.timeout_ms
+        timeout = timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS
         return ToolContext(
             execution_id=execution_id or new_execution_id(),
             tool_id=self.name,
@@ -215,28 +217,51 @@ class Tool:
         """Execute with already-validated values under the context's deadline."""
         args = (input, config, context)[: self._arity]
         remaining = context.remaining_ms()
+        deadline = asyncio.timeout(None if remaining is None else remaining / 1000.0)
         try:
-            async with asyncio.timeout(None if remaining is None else remaining / 1000.0):
+            async with deadline:
                 if self._is_async:
                     value = await self._execute(*args)
                 else:
                     value = await self._in_thread(self._execute, *args)
         except ToolError as exc:
             return ToolResult.from_exception(exc)
-        except TimeoutError:
-            return ToolResult.from_exception(
-                ExecutionTimeoutError(
-                    f"Execution exceeded its timeout of {context.timeout_ms} ms",
-                    details={"timeout_ms": context.timeout_ms},
-                )
-            )
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():  # ours, not the tool's own
+                return ToolResult.from_exception(
+                    ExecutionTimeoutError(
+                        f"Execution exceeded its timeout of {context.timeout_ms} ms",
+                        details={"timeout_ms": context.timeout_ms},
+                    )
+                )
             logger.exception("tool %s failed (execution %s)", self.name, context.execution_id)
             message = f"{type(exc).__name__}: {exc}" if context.debug else "Tool execution failed"
             return ToolResult.from_exception(ExecutionError(message))
         if inspect.isawaitable(value):  # a sync function that returned a coroutine
             value = await value
         return normalise_result(value)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def asgi(self, **settings: Any) -> Any:
+        """Return the ASGI application serving this tool (settings override the environment)."""
+        from ai_spine_tools._app import create_app
+
+        return create_app(self, **settings)
+
+    def serve(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        workers: int | None = None,
+        reload: bool = False,
+        log_level: str | None = None,
+    ) -> None:
+        """Serve this tool over HTTP until stopped (see ``ai_spine_tools._server.serve``)."""
+        from ai_spine_tools._server import serve
+
+        serve(self, host=host, port=port, workers=workers, reload=reload, log_level=log_level)
 
     def get_metrics(self) -> MetricsSnapshot:
         """Return the metrics snapshot of this tool's executions."""

@@ -1,0 +1,560 @@
+"""The tool server as a plain ASGI application.
+
+One request walks one corridor: route → read headers → authenticate → rate-limit → read the body
+(bounded) → decode the envelope → validate input and config → execute under a deadline → encode →
+send. Everything derived from the tool (routes, schemas, the OpenAPI document, static headers) is
+built once, when the app is created. Each step raises a ``ToolError`` on failure; ``_dispatch``
+turns any of them into the error envelope in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import msgspec
+
+from ai_spine_tools import __version__
+from ai_spine_tools._auth import APIKeyAuth
+from ai_spine_tools._context import SecurityContext, new_execution_id
+from ai_spine_tools._openapi import openapi_document
+from ai_spine_tools._ratelimit import RateLimiter
+from ai_spine_tools._schema import invalid_json
+from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools._tool import DEFAULT_TIMEOUT_MS, Tool
+from ai_spine_tools.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    EndpointNotFoundError,
+    ExecutionError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ToolError,
+    UnsupportedContentTypeError,
+    ValidationError,
+    ValidationIssue,
+)
+
+__all__ = ["ToolApp", "create_app", "with_middleware"]
+
+logger = logging.getLogger("ai_spine_tools.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON = b"application/json"
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+_HEALTH_CHECK_TIMEOUT_S = 5.0
+
+
+class _Envelope(msgspec.Struct):
+    """The execute request; unknown top-level keys are ignored."""
+
+    input_data: msgspec.Raw = msgspec.Raw(b"{}")
+    config: dict[str, Any] | None = None
+    execution_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class _Success(msgspec.Struct, omit_defaults=True):
+    execution_id: str
+    status: str
+    output_data: dict[str, Any]
+    execution_time_ms: float
+    timestamp: str
+    metadata: dict[str, Any] | None = None
+
+
+class _DisconnectedError(Exception):
+    """The client went away before sending its whole body."""
+
+
+@dataclass(slots=True)
+class Response:
+    """A response to send: status, JSON (or other) body, extra headers."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    content_type: bytes = _JSON
+
+
+class Request:
+    """What the handlers need from one HTTP request, read from its scope once."""
+
+    __slots__ = (
+        "api_key",
+        "authorization",
+        "content_length",
+        "content_type",
+        "extra_headers",
+        "receive",
+        "request_id",
+        "scope",
+        "started",
+        "user_agent",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.started = time.perf_counter()
+        self.content_type: bytes | None = None
+        self.content_length: int | None = None
+        self.api_key: bytes | None = None
+        self.authorization: bytes | None = None
+        self.user_agent: bytes | None = None
+        request_id: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                self.content_type = value
+            elif name == b"content-length":
+                self.content_length = int(value) if value.isdigit() else None
+            elif name == b"x-request-id":
+                request_id = value
+            elif name == b"x-api-key":
+                self.api_key = value
+            elif name == b"authorization":
+                self.authorization = value
+            elif name == b"user-agent":
+                self.user_agent = value
+        if request_id is None or not _SANE_REQUEST_ID.match(request_id):
+            request_id = new_execution_id().encode()
+        self.request_id = request_id
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+
+    @property
+    def client_ip(self) -> str:
+        """The peer address (or ``unknown``)."""
+        client = self.scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+    async def body(self, limit: int) -> bytes:
+        """Read the whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
+        if self.content_length is not None and self.content_length > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise _DisconnectedError
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"Request body is larger than {limit} bytes", details={"max_body_bytes": limit}
+    )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class ToolApp:
+    """The ASGI application serving one tool."""
+
+    def __init__(self, tool: Tool, settings: ServerSettings | None = None) -> None:
+        self.tool = tool
+        self.settings = settings or ServerSettings.from_env()
+        self.auth = APIKeyAuth(self.settings.api_keys) if self.settings.api_keys else None
+        self.limiter = RateLimiter(self.settings.rate_limit) if self.settings.rate_limit else None
+        self._limit_by_key = (
+            self.settings.rate_limit_by or ("key" if self.auth else "ip")
+        ) == "key"
+        self.timeout_ms = tool.timeout_ms or self.settings.request_timeout_ms or DEFAULT_TIMEOUT_MS
+        self.draining = False
+        self.started_at = time.monotonic()
+
+        self._version = tool.version.encode()
+        self._envelope = msgspec.json.Decoder(_Envelope)
+        self._encoder = msgspec.json.Encoder()
+        self._openapi: bytes | None = None
+        self._routes: dict[str, dict[str, Handler]] = {
+            "/api/execute": {"POST": self.execute},
+            "/health": {"GET": self.health},
+            "/ready": {"GET": self.ready},
+            "/schema": {"GET": self.schema},
+            "/metrics": {"GET": self.metrics},
+            "/": {"GET": self.info},
+        }
+        self._protected = {"/api/execute", "/metrics", "/schema"}
+
+    # -- ASGI --------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._dispatch(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        path = scope["path"]
+        route = self._routes.get(path)
+        if route is None:
+            path = _normalise(path)
+            route = self._routes.get(path)
+        method = scope["method"]
+        head = method == "HEAD"
+        try:
+            if route is None:
+                raise EndpointNotFoundError(
+                    f"No endpoint at {_clip(scope['path'])}",
+                    details={"available_endpoints": self.endpoints()},
+                )
+            handler = route.get("GET" if head else method)
+            if handler is None:
+                allow = ", ".join(
+                    [*route, "HEAD", "OPTIONS"] if "GET" in route else [*route, "OPTIONS"]
+                )
+                if method == "OPTIONS":
+                    response = Response(204, b"", [(b"allow", allow.encode())])
+                    await self._send(send, request, response, head=True)
+                    return
+                request.extra_headers.append((b"allow", allow.encode()))
+                raise MethodNotAllowedError(f"{method} is not allowed on {path}; use {allow}")
+            if self.auth is not None and path in self._protected:
+                self._authenticate(request)
+            response = await handler(request)
+        except _DisconnectedError:
+            return
+        except ToolError as exc:
+            response = self._error(request, exc, errors_as_200=path == "/api/execute")
+        except Exception:
+            logger.exception("unexpected error serving %s %s", method, _clip(scope["path"]))
+            response = self._error(request, ExecutionError("Internal server error"))
+        await self._send(send, request, response, head=head)
+
+    async def _send(self, send: Send, request: Request, response: Response, *, head: bool) -> None:
+        elapsed_ms = (time.perf_counter() - request.started) * 1000.0
+        headers = [
+            (b"content-type", response.content_type),
+            (b"content-length", str(len(response.body)).encode()),
+            (b"x-request-id", request.request_id),
+            (b"x-response-time", f"{elapsed_ms:.3f}ms".encode()),
+            (b"x-tool-version", self._version),
+            *_SECURITY_HEADERS,
+            *request.extra_headers,
+            *response.headers,
+        ]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.tool.start()
+                except Exception as exc:
+                    logger.exception("start-up of tool %s failed", self.tool.name)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                self.started_at = time.monotonic()
+                self._watch_shutdown_signals()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.draining = True
+                try:
+                    await self.tool.stop()
+                except Exception:
+                    logger.exception("cleanup of tool %s failed", self.tool.name)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _watch_shutdown_signals(self) -> None:
+        """Mark the app draining the moment the server is told to stop, before it drains."""
+        for number in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(number)
+            if not callable(previous):
+                continue
+
+            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self.draining = True
+                previous(sig, frame)
+
+            try:
+                signal.signal(number, handler)
+            except ValueError:  # not the main thread: the host owns signals
+                return
+
+    # -- the execute corridor ----------------------------------------------------------------
+
+    async def execute(self, request: Request) -> Response:
+        """``POST /api/execute``: validate, run the tool, and answer with the result envelope."""
+        execution_id: str | None = None
+        code: str | None = None
+        try:
+            self._check_content_type(request)
+            if self.limiter is not None:
+                await self._rate_limit(request)
+            body = await request.body(self.settings.max_body_bytes)
+            envelope = self._decode_envelope(body)
+            execution_id = envelope.execution_id or new_execution_id()
+            tool = self.tool
+            raw_input = envelope.input_data
+            values = tool.input_schema.decode_json(b"{}" if raw_input == b"null" else raw_input)
+            config = tool.config.for_request(envelope.config)
+            context = tool.new_context(
+                execution_id=execution_id,
+                request_id=request.request_id.decode(),
+                metadata=envelope.metadata,
+                timeout_ms=self.timeout_ms,
+                debug=self.settings.debug,
+                security=self._security(request),
+            )
+            begun = time.perf_counter()
+            result = await tool.invoke(values, config, context)
+            took_ms = (time.perf_counter() - begun) * 1000.0
+            if result.failure is not None:
+                raise result.failure
+            response = self._success(execution_id, result.data, result.metadata, took_ms)
+        except ToolError as exc:
+            code = exc.code
+            response = self._error(request, exc, execution_id=execution_id, errors_as_200=True)
+        finally:
+            self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
+        return response
+
+    def _check_content_type(self, request: Request) -> None:
+        content_type = request.content_type
+        if content_type is None:
+            return  # clients that omit it are read as sending JSON
+        media = content_type.split(b";", 1)[0].strip().lower()
+        if media != _JSON and not media.endswith(b"+json"):
+            raise UnsupportedContentTypeError(
+                f"Request body must be JSON (Content-Type: application/json), "
+                f"got {_clip(media.decode('latin-1'))}"
+            )
+
+    def _authenticate(self, request: Request) -> str:
+        assert self.auth is not None
+        key_id = self.auth.identify(request.api_key, request.authorization)
+        if key_id is None:
+            request.extra_headers.append((b"www-authenticate", b'Bearer realm="ai-spine-tool"'))
+            raise AuthenticationError(
+                "A valid API key is required: send it as X-API-Key or Authorization: Bearer"
+            )
+        request.scope["ai_spine.key_id"] = key_id
+        return key_id
+
+    async def _rate_limit(self, request: Request) -> None:
+        assert self.limiter is not None
+        key_id = request.scope.get("ai_spine.key_id")
+        key = key_id if (self._limit_by_key and key_id) else "ip:" + request.client_ip
+        decision = await self.limiter.hit(key)
+        request.extra_headers.extend(decision.headers())
+        if not decision.allowed:
+            raise RateLimitError(
+                f"Rate limit of {self.settings.rate_limit} exceeded; retry in "
+                f"{decision.retry_after_s} s",
+                retry_after_ms=decision.retry_after_s * 1000,
+            )
+
+    def _decode_envelope(self, body: bytes) -> _Envelope:
+        try:
+            return self._envelope.decode(body)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            if "at `$.config" in message:
+                raise ConfigurationError("'config' must be an object") from None
+            if "at `$" not in message:
+                message = 'Request body must be a JSON object like {"input_data": {...}}'
+            path = message.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in message else ""
+            raise ValidationError(
+                [ValidationIssue(path, "type", message)], subject="request"
+            ) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise invalid_json(exc) from None
+
+    def _security(self, request: Request) -> SecurityContext:
+        user_agent = request.user_agent
+        return SecurityContext(
+            api_key_id=request.scope.get("ai_spine.key_id"),
+            source_ip=request.client_ip,
+            user_agent=None if user_agent is None else user_agent[:256].decode("latin-1"),
+        )
+
+    def _success(self, execution_id: str, data: Any, metadata: Any, took_ms: float) -> Response:
+        output = data if isinstance(data, dict) else ({} if data is None else {"result": data})
+        envelope = _Success(
+            execution_id=execution_id,
+            status="success",
+            output_data=output,
+            execution_time_ms=round(took_ms, 3),
+            timestamp=_now_iso(),
+            metadata=dict(metadata) if metadata else None,
+        )
+        try:
+            body = self._encoder.encode(envelope)
+        except (TypeError, ValueError, OverflowError) as exc:
+            logger.error("tool %s returned output that is not JSON: %s", self.tool.name, exc)
+            raise ExecutionError(
+                "The tool returned output that cannot be encoded as JSON"
+            ) from None
+        return Response(200, body, [])
+
+    def _error(
+        self,
+        request: Request,
+        exc: ToolError,
+        *,
+        execution_id: str | None = None,
+        errors_as_200: bool = False,
+    ) -> Response:
+        body: dict[str, Any] = {
+            "execution_id": execution_id,
+            "status": "error",
+            **exc.to_dict(),
+            "execution_time_ms": round((time.perf_counter() - request.started) * 1000.0, 3),
+            "timestamp": _now_iso(),
+        }
+        headers = []
+        if exc.retry_after_ms is not None and exc.status in (429, 503):
+            headers.append((b"retry-after", str(max(1, -(-exc.retry_after_ms // 1000))).encode()))
+        status = 200 if errors_as_200 and self.settings.errors_as_200 else exc.status
+        return Response(status, self._encoder.encode(body), headers)
+
+    # -- the other routes --------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        """``GET /health``: liveness and a summary; 503 only when the tool cannot serve."""
+        state, checks = await self._check_tool()
+        snapshot = self.tool.metrics
+        body = {
+            "status": state,
+            "tool": self.tool.name,
+            "version": self.tool.version,
+            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
+            "timestamp": _now_iso(),
+            "checks": checks,
+            "requests": {"total": snapshot.total, "errors": snapshot.errors},
+        }
+        return Response(503 if state == "unhealthy" else 200, self._encoder.encode(body), [])
+
+    async def ready(self, request: Request) -> Response:
+        """``GET /ready``: 200 once setup is done and while not draining, else 503."""
+        reason = None
+        if self.draining:
+            reason = "draining"
+        elif not self.tool.started:
+            reason = "starting"
+        else:
+            state, _ = await self._check_tool()
+            if state == "unhealthy":
+                reason = "unhealthy"
+        body = {"ready": reason is None, "tool": self.tool.name, "timestamp": _now_iso()}
+        if reason is not None:
+            body["reason"] = reason
+        return Response(200 if reason is None else 503, self._encoder.encode(body), [])
+
+    async def schema(self, request: Request) -> Response:
+        """``GET /schema``: the OpenAPI 3.1 document of this tool."""
+        if self._openapi is None:
+            self._openapi = self._encoder.encode(
+                openapi_document(self.tool, auth=self.auth is not None)
+            )
+        return Response(200, self._openapi, [])
+
+    async def metrics(self, request: Request) -> Response:
+        """``GET /metrics``: the metrics snapshot as JSON."""
+        return Response(200, self._encoder.encode(self.tool.get_metrics().to_dict()), [])
+
+    async def info(self, request: Request) -> Response:
+        """``GET /``: what this tool is and which endpoints it serves."""
+        body = {
+            **self.tool.metadata.to_dict(),
+            "sdk": f"ai-spine-tools/{__version__}",
+            "endpoints": self.endpoints(),
+        }
+        return Response(200, self._encoder.encode(body), [])
+
+    def endpoints(self) -> list[str]:
+        """Return ``"METHOD /path"`` for each route."""
+        return [f"{method} {path}" for path, route in self._routes.items() for method in route]
+
+    async def _check_tool(self) -> tuple[str, dict[str, Any]]:
+        if not self.tool.started:
+            return "unhealthy", {"setup": "not done"}
+        try:
+            async with asyncio.timeout(_HEALTH_CHECK_TIMEOUT_S):
+                outcome = await self.tool.check_health()
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}" if self.settings.debug else type(exc).__name__
+            return "degraded", {"setup": "ok", "tool": {"status": "failing", "error": detail}}
+        if outcome is True or outcome is None:
+            return "healthy", {"setup": "ok", "tool": "ok"}
+        if outcome is False:
+            return "degraded", {"setup": "ok", "tool": "failing"}
+        if isinstance(outcome, dict):
+            state = str(outcome.get("status", "healthy"))
+            if state not in ("healthy", "degraded", "unhealthy"):
+                state = "degraded"
+            return state, {"setup": "ok", "tool": outcome}
+        return "healthy", {"setup": "ok", "tool": str(outcome)}
+
+
+def _normalise(path: str) -> str:
+    collapsed = re.sub(r"/{2,}", "/", path)
+    return collapsed.rstrip("/") or "/"
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _now_iso() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def create_app(tool: Tool, settings: ServerSettings | None = None, **overrides: Any) -> ASGIApp:
+    """Return the ASGI application serving ``tool``, with compression and CORS when enabled."""
+    settings = (settings or ServerSettings.from_env()).replace(**overrides)
+    return with_middleware(ToolApp(tool, settings), settings)
+
+
+def with_middleware(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
+    """Wrap ``app`` in gzip compression and CORS, when the settings ask for them."""
+    if settings.compression:
+        from starlette.middleware.gzip import GZipMiddleware
+
+        app = GZipMiddleware(app, minimum_size=1024)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app = CORSMiddleware(
+            app,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "X-Response-Time", "X-Tool-Version"],
+        )
+    return app

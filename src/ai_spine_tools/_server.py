@@ -1,0 +1,110 @@
+"""Run a tool server on uvicorn: one process or several sharing the port, shut down gracefully.
+
+On SIGTERM or SIGINT the app is marked draining (``/ready`` answers 503), the listening socket
+closes, in-flight requests finish (up to the grace period), then ``cleanup`` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from ai_spine_tools._app import ASGIApp, ToolApp, with_middleware
+from ai_spine_tools._loader import load_tool, locate
+from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools._tool import Tool
+from ai_spine_tools.exceptions import ToolDefinitionError
+
+__all__ = ["app_from_env", "serve"]
+
+TARGET_VARIABLE = "AI_SPINE_TOOL"
+_STARTUP_FAILURE = 3
+
+
+def app_from_env() -> ASGIApp:
+    """Build the app for the tool named by ``AI_SPINE_TOOL`` (how worker processes find it)."""
+    target = os.environ.get(TARGET_VARIABLE)
+    if not target:
+        raise ToolDefinitionError(f"{TARGET_VARIABLE} names no tool to serve")
+    settings = ServerSettings.from_env()
+    return with_middleware(ToolApp(load_tool(target), settings), settings)
+
+
+def serve(
+    tool: Tool | str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    reload: bool = False,
+    log_level: str | None = None,
+    settings: ServerSettings | None = None,
+) -> None:
+    """Serve ``tool`` (a ``Tool`` or a target such as ``tools/weather.py``) until stopped.
+
+    Settings come from the environment (see ``ServerSettings``); arguments given here win. With
+    ``workers`` above 1, or ``reload``, each process loads the tool again from its target.
+    """
+    settings = (settings or ServerSettings.from_env()).replace(
+        host=host, port=port, workers=workers, log_level=log_level
+    )
+    multi = settings.workers > 1 or reload
+    app: Any
+    if multi:
+        target = tool if isinstance(tool, str) else locate(tool)
+        if target is None:
+            raise ToolDefinitionError(
+                "several workers (or reload) need the tool importable by name: serve it with "
+                "'ai-spine serve path/to/tool.py' or pass the target string"
+            )
+        os.environ[TARGET_VARIABLE] = target
+        _export(settings)
+        app = "ai_spine_tools._server:app_from_env"
+    else:
+        loaded = load_tool(tool) if isinstance(tool, str) else tool
+        app = with_middleware(ToolApp(loaded, settings), settings)
+    config = uvicorn.Config(
+        app,
+        factory=multi,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        reload=reload,
+        reload_dirs=[str(Path(str(tool).split(":", 1)[0]).resolve().parent)]
+        if reload and isinstance(tool, str)
+        else None,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    if reload:
+        from uvicorn.supervisors import ChangeReload
+
+        ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
+    elif settings.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+        if not server.started:  # uvicorn logged why; exit as its own CLI does
+            sys.exit(_STARTUP_FAILURE)
+
+
+def _export(settings: ServerSettings) -> None:
+    """Put explicit settings into the environment, where worker processes read them."""
+    os.environ["HOST"] = settings.host
+    os.environ["PORT"] = str(settings.port)
+    os.environ["AI_SPINE_WORKER_THREADS"] = str(settings.workers)
+    os.environ["AI_SPINE_LOG_LEVEL"] = settings.log_level
+
+
+logging.getLogger("ai_spine_tools").addHandler(logging.NullHandler())
