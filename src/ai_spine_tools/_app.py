@@ -319,7 +319,9 @@ class ToolApp:
             execution_id = envelope.execution_id or new_execution_id()
             tool = self.tool
             raw_input = envelope.input_data
-            values = tool.input_schema.decode_json(b"{}" if raw_input == b"null" else raw_input)
+            if len(raw_input) == 4 and bytes(raw_input) == b"null":
+                raw_input = msgspec.Raw(b"{}")
+            values = tool.input_schema.decode_json(raw_input)
             config = tool.config.for_request(envelope.config)
             context = tool.new_context(
                 execution_id=execution_id,

@@ -23,7 +23,7 @@ from ai_spine_tools.exceptions import (
     ToolDefinitionError,
     ValidationIssue,
 )
-from ai_spine_tools.fields import MISSING, BooleanField, Field
+from ai_spine_tools.fields import MISSING, BooleanField, Field, JSONField
 
 __all__ = ["ConfigResolver", "env_name"]
 
@@ -150,7 +150,9 @@ def _from_env(key: str, field: Field, raw: str, variable: str) -> Any:
         candidates = [True] if lowered in _TRUE else [False] if lowered in _FALSE else [raw]
     else:
         with contextlib.suppress(msgspec.DecodeError):
-            candidates.append(msgspec.json.decode(raw))
+            decoded = msgspec.json.decode(raw)
+            # a JSON field takes the parsed document; the others try the text as it is first
+            candidates.insert(0 if isinstance(field, JSONField) else 1, decoded)
     issues = IssueList()
     for candidate in candidates:
         issues = IssueList()

@@ -159,6 +159,12 @@ def _field(hint: Any, options: dict[str, Any], name: str) -> Field:
             if isinstance(extra, Field):
                 return extra
             if isinstance(extra, msgspec.Meta):
+                unsupported = [a for a in ("gt", "lt", "tz") if getattr(extra, a) is not None]
+                if unsupported:  # dropping them would leave a declared constraint unchecked
+                    raise ToolDefinitionError(
+                        f"parameter {name!r}: msgspec.Meta({', '.join(unsupported)}=...) is not "
+                        "supported; use ge= and le= (inclusive bounds)"
+                    )
                 for attr, option in _META_OPTIONS.items():
                     value = getattr(extra, attr, None)
                     if value is not None:
@@ -173,29 +179,33 @@ def _field(hint: Any, options: dict[str, Any], name: str) -> Field:
         if len(members) == 1:
             options["required"] = False
             return _field(members[0], options, name)
-        return JSONField(**_only(options, JSONField))
+        return JSONField(**_only(options, JSONField, name))
     if origin is Literal:
-        return EnumField(list(get_args(hint)), **_only(options, EnumField))
+        return EnumField(list(get_args(hint)), **_only(options, EnumField, name))
     if origin in (list, Sequence, tuple, set, frozenset) or hint in (list, tuple):
         args = [a for a in get_args(hint) if a is not Ellipsis]
         items = _field(args[0], {"required": True}, f"{name}[]") if args else None
-        opts = _only(options, ArrayField)
-        if "min_length" in options:
-            opts["min_items"] = options["min_length"]
-        if "max_length" in options:
-            opts["max_items"] = options["max_length"]
-        return ArrayField(items, unique_items=origin in (set, frozenset), **opts)
+        renamed = {"min_length": "min_items", "max_length": "max_items"}
+        opts = {renamed.get(key, key): value for key, value in options.items()}
+        return ArrayField(
+            items, unique_items=origin in (set, frozenset), **_only(opts, ArrayField, name)
+        )
     if origin in (dict, Mapping) or hint in (dict, Mapping):
-        return ObjectField(**_only(options, ObjectField))
+        return ObjectField(**_only(options, ObjectField, name))
     cls = _SIMPLE.get(hint)
     if cls is None:
         raise ToolDefinitionError(
             f"parameter {name!r}: cannot make a field from type hint {hint!r}; use a supported "
             "type or give a field builder as its default"
         )
-    return cls(**_only(options, cls))
+    return cls(**_only(options, cls, name))
 
 
-def _only(options: dict[str, Any], cls: type[Field]) -> dict[str, Any]:
+def _only(options: dict[str, Any], cls: type[Field], name: str) -> dict[str, Any]:
     accepted = set(inspect.signature(cls).parameters)
-    return {key: value for key, value in options.items() if key in accepted}
+    ignored = sorted(key for key in options if key not in accepted)
+    if ignored:  # a constraint that does not apply to the type would silently go unchecked
+        raise ToolDefinitionError(
+            f"parameter {name!r}: {cls.kind} fields do not take {', '.join(ignored)}"
+        )
+    return options

@@ -76,6 +76,12 @@ class ToolResult:
         """The error message of an error result, else ``None``."""
         return None if self.failure is None else self.failure.message
 
+    def raise_for_error(self) -> ToolResult:
+        """Raise the ``ToolError`` of an error result; return a success unchanged."""
+        if self.failure is not None:
+            raise self.failure
+        return self
+
 
 def normalise_result(value: Any) -> ToolResult:
     """Turn what ``execute`` returned into a ``ToolResult``.

@@ -138,22 +138,27 @@ class Schema:
             return self._finish(self._decoder.decode(data))
         except msgspec.ValidationError:
             pass
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise invalid_json(exc) from None
         return self.diagnose(decode_any(data))
 
     def validate(self, value: Any) -> dict[str, Any]:
         """Validate a Python mapping (as decoded from JSON); raise ``ValidationError``."""
         try:
-            struct = msgspec.convert(value, self._struct)
-        except msgspec.ValidationError:
-            return self.diagnose(value)
-        return self._finish(struct)
+            return self._finish(msgspec.convert(value, self._struct))
+        except (msgspec.ValidationError, TypeError):  # TypeError: a value JSON cannot hold
+            pass
+        except RecursionError as exc:
+            raise invalid_json(exc) from None
+        return self.diagnose(value)
 
     def diagnose(self, value: Any) -> dict[str, Any]:
         """Walk ``value`` field by field; raise ``ValidationError`` naming every failing field."""
         issues = IssueList()
-        out = check_object(self.fields, value, "", issues, forbid_unknown=self._forbid_unknown)
+        try:
+            out = check_object(self.fields, value, "", issues, forbid_unknown=self._forbid_unknown)
+        except RecursionError as exc:
+            raise invalid_json(exc) from None
         if issues:
             raise ValidationError(issues, subject=self.subject, dropped=issues.dropped)
         return out  # type: ignore[no-any-return]
@@ -195,7 +200,8 @@ def decode_any(data: bytes | memoryview) -> Any:
 def invalid_json(exc: Exception) -> InvalidJSONError:
     """Describe why a body is not JSON, without echoing it."""
     if isinstance(exc, UnicodeDecodeError):
-        return InvalidJSONError(f"Request body is not valid UTF-8 (byte {exc.start})")
+        # exc.start counts from the start of the string being decoded, not of the body
+        return InvalidJSONError("Request body is not valid UTF-8")
     if isinstance(exc, RecursionError):
         return InvalidJSONError("Request body is nested too deeply")
     return InvalidJSONError(f"Request body is not valid JSON: {exc}")

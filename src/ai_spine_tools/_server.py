@@ -6,9 +6,11 @@ closes, in-flight requests finish (up to the grace period), then ``cleanup`` run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +86,7 @@ def serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _GracefulServer(config)
     if reload:
         from uvicorn.supervisors import ChangeReload
 
@@ -97,6 +99,18 @@ def serve(
         server.run()
         if not server.started:  # uvicorn logged why; exit as its own CLI does
             sys.exit(_STARTUP_FAILURE)
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn's server, exiting 0 after a graceful shutdown rather than re-raising the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 def _export(settings: ServerSettings) -> None:

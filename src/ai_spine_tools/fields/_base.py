@@ -89,12 +89,14 @@ class Field:
             if value is MISSING or value is None:
                 continue
             issues: Issues = []
-            self.check(value, name, issues)
+            checked = self.check(value, name, issues)
             if issues:
                 raise ToolDefinitionError(
                     f"{name} does not pass the field's own rules: "
                     + "; ".join(i.message for i in issues)
                 )
+            if name == "default":  # execute sees a default as it sees a sent value: normalised
+                object.__setattr__(self, "default", checked)
 
     # -- what subclasses provide -------------------------------------------------------------
 

@@ -11,6 +11,10 @@ import msgspec
 from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
 from ai_spine_tools.fields._base import Field, Issues, label
 
+JSON_VALUE: Any = str | int | float | bool | list[Any] | dict[str, Any]
+"""Any JSON value but ``null``, so that a null sent for a JSON field means absent on the fast
+path as it does on the diagnostic one (``Any`` would let a required field through as ``None``)."""
+
 
 @dataclass(frozen=True, repr=False)
 class ArrayField(Field):
@@ -207,6 +211,9 @@ class JSONField(Field):
     """Any JSON value, passed through as decoded."""
 
     kind: ClassVar[str] = "json"
+
+    def native(self) -> Any:
+        return JSON_VALUE
 
     def generate(self) -> Any:
         return {}

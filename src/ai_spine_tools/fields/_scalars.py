@@ -55,10 +55,13 @@ class NumberField(Field):
             step = self.multiple_of if self.multiple_of == int(self.multiple_of or 0) else None
             if self.min is None and self.max is None and step is None:
                 return int
+            # msgspec takes only integer bounds for int; n >= 0.5 is n >= 1 for a whole number
             return Annotated[
                 int,
                 msgspec.Meta(
-                    ge=self.min, le=self.max, multiple_of=None if step is None else int(step)
+                    ge=None if self.min is None else math.ceil(self.min),
+                    le=None if self.max is None else math.floor(self.max),
+                    multiple_of=None if step is None else int(step),
                 ),
             ]
         low = -FLOAT_MAX if self.min is None else self.min
@@ -188,6 +191,9 @@ class BooleanField(Field):
         return True
 
 
+_SCALAR: Any = str | int | float | bool  # not null: a null enum value means absent
+
+
 @dataclass(frozen=True, repr=False)
 class EnumField(Field):
     """One of a fixed list of JSON scalars."""
@@ -217,11 +223,11 @@ class EnumField(Field):
             isinstance(v, int) and not isinstance(v, bool) for v in self.values
         ):
             return Literal[self.values]
-        return Any
+        return _SCALAR  # mixed kinds: the post check compares values
 
     @property
     def needs_post(self) -> bool:
-        return self.native() is Any
+        return self.native() is _SCALAR
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, str | int | float | bool) or _enum_key(value) not in {

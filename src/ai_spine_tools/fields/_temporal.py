@@ -132,7 +132,7 @@ class DateTimeField(_TemporalField):
 
 @dataclass(frozen=True, kw_only=True, repr=False)
 class TimeField(_TemporalField):
-    """A time of day (``HH:MM[:SS[.ffffff]]``), given as ``datetime.time``."""
+    """A time of day (``HH:MM:SS[.ffffff]``, optionally with an offset), as ``datetime.time``."""
 
     kind: ClassVar[str] = "time"
     python_type: ClassVar[type] = dt.time

@@ -1,0 +1,5 @@
+"""``python -m ai_spine_tools``: the ``ai-spine`` command."""
+
+from ai_spine_tools.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""Start a real tool server in a subprocess on a free loopback port, for black-box tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+TOOLS = Path(__file__).resolve().parent / "tools"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its base URL, port and process."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Signal the server and wait for it to exit; return its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+    def output(self) -> str:
+        """Everything the server printed (only once it has exited)."""
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            return self.process.stdout.read().decode(errors="replace")
+
+
+@contextmanager
+def running_server(
+    target: str | Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = 30.0,
+) -> Iterator[ServerProcess]:
+    """Run ``ai-spine serve target`` until the block ends (SIGTERM, then kill if needed)."""
+    port = free_port()
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ai_spine_tools",
+            "serve",
+            str(target),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *args,
+        ],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server = ServerProcess(f"http://127.0.0.1:{port}", port, process)
+    deadline = time.monotonic() + ready_timeout
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.output()}")
+            try:
+                if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become healthy in time")
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.stop()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,290 @@
+"""The tool server as a real process on a real socket: contract, limits, shutdown, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from serverproc import EXAMPLES, TOOLS, ServerProcess, free_port, running_server
+
+pytestmark = pytest.mark.slow
+
+WEATHER = EXAMPLES / "weather.py"
+SLOW = TOOLS / "slow.py"
+
+
+@pytest.fixture(scope="module")
+def weather_server() -> Iterator[ServerProcess]:
+    with running_server(WEATHER, env={"AI_SPINE_MAX_BODY_BYTES": str(10 * 1024 * 1024)}) as server:
+        yield server
+
+
+def raw_request(port: int, request: bytes, *, pieces: int = 1, gap: float = 0.0) -> bytes:
+    """Send ``request`` over a plain socket (optionally in pieces) and return the raw response."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        size = -(-len(request) // pieces)
+        for start in range(0, len(request), size):
+            sock.sendall(request[start : start + size])
+            time.sleep(gap)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks):
+                head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                if len(body) >= length:
+                    break
+        return b"".join(chunks)
+
+
+def http_post(
+    path: str, body: bytes, *, headers: str = "Content-Type: application/json\r\n"
+) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def body_of(response: bytes) -> Any:
+    return json.loads(response.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/api/execute", b'{"input_data": {"city": "Madrid"}}', 200, None),
+        ("POST", "/api/execute/", b'{"input_data": {"city": "Madrid"}}', 200, None),
+        ("POST", "//api//execute", b'{"input_data": {"city": "Madrid"}}', 200, None),
+        ("POST", "/api/execute", b'{"input_data": {"city": "Madrid"}, "x": [1]}', 200, None),
+        ("POST", "/api/execute", b"{}", 400, "VALIDATION_ERROR"),
+        ("POST", "/api/execute", b"[1,2,3]", 400, "VALIDATION_ERROR"),
+        ("POST", "/api/execute", b"3.5", 400, "VALIDATION_ERROR"),
+        ("POST", "/api/execute", b'{"input_data": {"city": "\xc3\x28"}}', 400, "INVALID_JSON"),
+        ("POST", "/api/execute", b'{"input_data": ', 400, "INVALID_JSON"),
+        ("GET", "/health", b"", 200, None),
+        ("GET", "/ready", b"", 200, None),
+        ("GET", "/schema", b"", 200, None),
+        ("GET", "/metrics", b"", 200, None),
+        ("GET", "/", b"", 200, None),
+        ("GET", "/missing", b"", 404, "ENDPOINT_NOT_FOUND"),
+        ("PUT", "/api/execute", b"{}", 405, "METHOD_NOT_ALLOWED"),
+    ],
+)
+def test_routes_over_a_real_socket(
+    weather_server: ServerProcess,
+    method: str,
+    path: str,
+    body: bytes,
+    status: int,
+    code: str | None,
+) -> None:
+    request = (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    response = raw_request(weather_server.port, request)
+    assert status_of(response) == status
+    head = response.partition(b"\r\n\r\n")[0].lower()
+    for header in (b"x-request-id:", b"x-response-time:", b"x-tool-version: 1.0.0"):
+        assert header in head
+    if code is not None:
+        assert body_of(response)["error_code"] == code
+
+
+def test_head_and_415_over_a_real_socket(weather_server: ServerProcess) -> None:
+    head = httpx.head(f"{weather_server.url}/health")
+    form = httpx.post(f"{weather_server.url}/api/execute", data={"city": "x"})
+    assert head.status_code == 200
+    assert head.content == b""
+    assert form.status_code == 415
+    assert form.json()["error_code"] == "INVALID_CONTENT_TYPE"
+
+
+def test_an_11_mb_body_is_413_and_memory_does_not_balloon(weather_server: ServerProcess) -> None:
+    process = psutil.Process(weather_server.process.pid)
+    before = process.memory_info().rss
+    big = b'{"input_data": {"city": "' + b"x" * (11 * 1024 * 1024) + b'"}}'
+    declared = httpx.post(
+        f"{weather_server.url}/api/execute",
+        content=big,
+        headers={"content-type": "application/json"},
+    )
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 1 << 20):
+            yield big[start : start + (1 << 20)]
+
+    try:
+        streamed = httpx.post(
+            f"{weather_server.url}/api/execute",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        streamed_status = streamed.status_code
+    except httpx.TransportError:  # the server may close the connection after answering 413
+        streamed_status = 413
+    after = process.memory_info().rss
+    assert declared.status_code == 413
+    assert declared.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+    assert streamed_status == 413
+    assert after - before < 40 * 1024 * 1024
+    assert httpx.get(f"{weather_server.url}/health").status_code == 200
+
+
+def test_a_slow_client_sending_the_body_in_pieces(weather_server: ServerProcess) -> None:
+    request = http_post(
+        "/api/execute", b'{"input_data": {"city": "Slowtown", "units": "fahrenheit"}}'
+    )
+    response = raw_request(weather_server.port, request, pieces=6, gap=0.15)
+    assert status_of(response) == 200
+    assert body_of(response)["output_data"]["units"] == "fahrenheit"
+
+
+def test_a_thousand_concurrent_connections_opened_and_closed(weather_server: ServerProcess) -> None:
+    sockets = []
+    try:
+        for _ in range(1000):
+            sockets.append(socket.create_connection(("127.0.0.1", weather_server.port), timeout=10))
+        for sock in sockets[::10]:  # some of them also send a request before closing
+            sock.sendall(http_post("/health", b"")[:20])
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=200)
+        async with httpx.AsyncClient(
+            base_url=weather_server.url, limits=limits, timeout=30
+        ) as client:
+            replies = await asyncio.gather(
+                *(
+                    client.post("/api/execute", json={"input_data": {"city": f"c{i}"}})
+                    for i in range(1000)
+                )
+            )
+        return [reply.status_code for reply in replies]
+
+    assert set(asyncio.run(burst())) == {200}
+    assert httpx.get(f"{weather_server.url}/health").status_code == 200
+
+
+def test_sigterm_lets_all_in_flight_executions_finish(tmp_path: Path) -> None:
+    marker = tmp_path / "cleanup.txt"
+    with running_server(SLOW, env={"AI_SPINE_TEST_MARKER": str(marker)}) as server:
+
+        async def fifty() -> list[httpx.Response]:
+            limits = httpx.Limits(max_connections=60)
+            async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
+                calls = [
+                    asyncio.create_task(
+                        client.post("/api/execute", json={"input_data": {"seconds": 1.5}})
+                    )
+                    for _ in range(50)
+                ]
+                await asyncio.sleep(0.7)  # all 50 are in flight now
+                server.process.send_signal(signal.SIGTERM)
+                return await asyncio.gather(*calls)
+
+        responses = asyncio.run(fifty())
+        code = server.stop()
+        output = server.output()
+    assert [r.status_code for r in responses] == [200] * 50
+    assert all(r.json()["status"] == "success" for r in responses)
+    assert code == 0, output
+    assert marker.read_text() == "cleanup ran\n"
+
+
+def test_two_workers_both_serve() -> None:
+    with running_server(SLOW, "--workers", "2") as server:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(pids) < 2 and time.monotonic() < deadline:
+            with httpx.Client(base_url=server.url) as client:  # a new connection each round
+                reply = client.post("/api/execute", json={"input_data": {"seconds": 0.05}})
+                assert reply.status_code == 200
+                pids.add(reply.json()["output_data"]["pid"])
+        children = {child.pid for child in psutil.Process(server.process.pid).children()}
+    assert len(pids) == 2
+    assert pids <= children
+
+
+def test_startup_fails_with_a_message_naming_the_variable() -> None:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "AI_SPINE_REQUEST_TIMEOUT": "soon"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ai_spine_tools", "serve", str(WEATHER)],
+        env=env,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert b"AI_SPINE_REQUEST_TIMEOUT" in result.stderr
+
+
+class TestLikeTheAISpinePlatform:
+    """Drive the server exactly as the AI Spine platform calls tools."""
+
+    @staticmethod
+    def call(
+        url: str, input_data: dict[str, Any], config: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        return httpx.post(
+            f"{url}/api/execute",
+            content=json.dumps({"input_data": input_data, "config": config or {}}),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+
+    def test_health_is_200(self, weather_server: ServerProcess) -> None:
+        assert httpx.get(f"{weather_server.url}/health").status_code == 200
+
+    def test_success(self, weather_server: ServerProcess) -> None:
+        reply = self.call(weather_server.url, {"city": "Madrid", "units": "celsius"})
+        body = reply.json()
+        assert reply.status_code == 200
+        assert body["status"] == "success"
+        assert isinstance(body["output_data"], dict)
+
+    def test_validation_error(self, weather_server: ServerProcess) -> None:
+        reply = self.call(weather_server.url, {"units": "celsius"})
+        body = reply.json()
+        assert body["status"] == "error"
+        assert "city" in body["error_message"]
+
+    def test_tool_error(self) -> None:
+        with running_server(SLOW, env={"AI_SPINE_ERRORS_AS_200": "true"}) as server:
+            reply = self.call(server.url, {"fail": "boom"})
+        body = reply.json()
+        assert reply.status_code == 200
+        assert body["status"] == "error"
+        assert body["error_code"] == "EXECUTION_ERROR"
+        assert body["error_message"]

@@ -1,0 +1,1 @@
+"""Small tools the tests serve: each exercises one server behaviour."""
