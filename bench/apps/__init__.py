@@ -1,0 +1,1 @@
+"""The applications the server benchmark runs side by side with ours."""
