@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,8 @@ def run(*, seconds: float, rounds: int, connections: int, leak_requests: int) ->
     }
 
 
-TARGETS = [
+Target = tuple[str, Callable[[dict[str, Any]], bool]]
+TARGETS: list[Target] = [
     ("ours >= 0.70 x baseline requests/s", lambda r: r["ratios"]["ours_vs_baseline_rps"] >= 0.70),
     ("ours p99 <= 1.5 x baseline p99", lambda r: r["ratios"]["ours_vs_baseline_p99"] <= 1.5),
     ("ours >= 3 x FastAPI requests/s", lambda r: r["ratios"]["ours_vs_fastapi_rps"] >= 3.0),
