@@ -288,3 +288,34 @@ class TestLikeTheAISpinePlatform:
         assert body["status"] == "error"
         assert body["error_code"] == "EXECUTION_ERROR"
         assert body["error_message"]
+
+
+def test_granian_serves_the_same_contract() -> None:
+    pytest.importorskip("granian")
+    with running_server(WEATHER, "--server", "granian") as server:
+        reply = httpx.post(f"{server.url}/api/execute", json={"input_data": {"city": "Oslo"}})
+        bad = httpx.post(f"{server.url}/api/execute", json={"input_data": {}})
+    assert reply.status_code == 200
+    assert reply.headers["x-tool-version"] == "1.0.0"
+    assert reply.json()["output_data"]["city"] == "Oslo"
+    assert bad.status_code == 400
+    assert bad.json()["error_code"] == "VALIDATION_ERROR"
+
+
+def test_reload_picks_up_an_edited_tool(tmp_path: Path) -> None:
+    tool_file = tmp_path / "editable.py"
+    tool_file.write_text((EXAMPLES / "weather.py").read_text())
+    with running_server(tool_file, "--reload") as server:
+        time.sleep(1.0)  # the file watcher takes its first look after the server is up
+        tool_file.write_text(
+            tool_file.read_text().replace('"version": "1.0.0"', '"version": "1.0.1"')
+        )
+        deadline = time.monotonic() + 20
+        version = ""
+        while time.monotonic() < deadline and version != "1.0.1":
+            time.sleep(0.2)
+            try:
+                version = httpx.get(f"{server.url}/health").json()["version"]
+            except (httpx.TransportError, ValueError):
+                continue
+    assert version == "1.0.1"

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -46,16 +46,18 @@ def serve(
     reload: bool = False,
     log_level: str | None = None,
     settings: ServerSettings | None = None,
+    server: Literal["uvicorn", "granian"] = "uvicorn",
 ) -> None:
     """Serve ``tool`` (a ``Tool`` or a target such as ``tools/weather.py``) until stopped.
 
     Settings come from the environment (see ``ServerSettings``); arguments given here win. With
     ``workers`` above 1, or ``reload``, each process loads the tool again from its target.
+    ``server="granian"`` runs it on granian (the ``[granian]`` extra) instead of uvicorn.
     """
     settings = (settings or ServerSettings.from_env()).replace(
         host=host, port=port, workers=workers, log_level=log_level
     )
-    multi = settings.workers > 1 or reload
+    multi = settings.workers > 1 or reload or server == "granian"
     app: Any
     if multi:
         target = tool if isinstance(tool, str) else locate(tool)
@@ -67,6 +69,9 @@ def serve(
         os.environ[TARGET_VARIABLE] = target
         _export(settings)
         app = "ai_spine_tools._server:app_from_env"
+        if server == "granian":
+            _serve_granian(app, settings, reload=reload)
+            return
     else:
         loaded = load_tool(tool) if isinstance(tool, str) else tool
         app = with_middleware(ToolApp(loaded, settings), settings)
@@ -86,19 +91,39 @@ def serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         server_header=False,
     )
-    server = _GracefulServer(config)
+    runner = _GracefulServer(config)
     if reload:
         from uvicorn.supervisors import ChangeReload
 
-        ChangeReload(config, target=server.run, sockets=[config.bind_socket()]).run()
+        ChangeReload(config, target=runner.run, sockets=[config.bind_socket()]).run()
     elif settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
-        server.run()
-        if not server.started:  # uvicorn logged why; exit as its own CLI does
+        runner.run()
+        if not runner.started:  # uvicorn logged why; exit as its own CLI does
             sys.exit(_STARTUP_FAILURE)
+
+
+def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> None:
+    try:
+        from granian import Granian
+    except ImportError:
+        raise ToolDefinitionError(
+            "granian is not installed: pip install 'ai-spine-tools[granian]'"
+        ) from None
+    Granian(
+        target,
+        address=settings.host,
+        port=settings.port,
+        interface="asgi",  # type: ignore[arg-type]
+        workers=settings.workers,
+        factory=True,
+        reload=reload,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        workers_kill_timeout=int(settings.shutdown_grace_s) or None,
+    ).serve()
 
 
 class _GracefulServer(uvicorn.Server):

@@ -1,11 +1,11 @@
-"""The ``ai-spine`` command: serve a tool, or call it once."""
+"""The ``ai-spine`` command: serve a tool, call it once, or load-test it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -38,6 +38,14 @@ def main() -> None:
     default=None,
     help="Log level [AI_SPINE_LOG_LEVEL, info].",
 )
+@click.option(
+    "--server",
+    type=click.Choice(["uvicorn", "granian"]),
+    default="uvicorn",
+    envvar="AI_SPINE_SERVER",
+    show_default=True,
+    help="The HTTP server to run on (granian needs the [granian] extra).",
+)
 def serve(
     target: str,
     host: str | None,
@@ -45,6 +53,7 @@ def serve(
     workers: int | None,
     reload: bool,
     log_level: str | None,
+    server: Literal["uvicorn", "granian"],
 ) -> None:
     """Serve the tool in TARGET (path/to/tool.py[:attr] or module:attr) over HTTP."""
     from ai_spine_tools._loader import load_tool
@@ -53,7 +62,13 @@ def serve(
     try:
         load_tool(target)  # fail here, with a clear message, before any process starts
         run_server(
-            target, host=host, port=port, workers=workers, reload=reload, log_level=log_level
+            target,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            log_level=log_level,
+            server=server,
         )
     except ToolError as exc:
         raise click.ClickException(exc.message) from None
@@ -98,6 +113,156 @@ def call(target: str, input_json: str, config_json: str | None) -> None:
     status, payload = asyncio.run(run())
     click.echo(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
     sys.exit(0 if status == 200 and json.loads(payload).get("status") == "success" else 1)
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option(
+    "--users",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Concurrent simulated users.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, 86_400, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds during which users send requests.",
+)
+@click.option(
+    "--requests",
+    "max_requests",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many requests in total.",
+)
+@click.option(
+    "--think-time",
+    default="0,1",
+    show_default=True,
+    help="Each user's pause after a response: SECONDS or MIN,MAX.",
+)
+@click.option(
+    "--input",
+    "input_json",
+    default=None,
+    help="input_data as a JSON object [a valid input generated from the schema].",
+)
+@click.option("--config", "config_json", default=None, help="Config as a JSON object.")
+@click.option(
+    "--url",
+    default=None,
+    help="Load-test the server running at this loopback URL instead of in-process.",
+)
+@click.option(
+    "--header",
+    "header_lines",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Add a header to each request (repeatable).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the full report as JSON to this file.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a latency and throughput chart (.png, .svg, .pdf); needs matplotlib.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+def load(
+    target: str | None,
+    users: int,
+    duration: float,
+    max_requests: int | None,
+    think_time: str,
+    input_json: str | None,
+    config_json: str | None,
+    url: str | None,
+    header_lines: tuple[str, ...],
+    report_path: str | None,
+    plot_path: str | None,
+    quiet: bool,
+) -> None:
+    """Load-test the tool in TARGET in-process, or the server at --url, and print a summary.
+
+    Users send requests, wait for each answer, pause for the think time and go again, until
+    --duration passes or --requests have been sent. Only this machine is a target: the tool
+    in-process, or a server on 127.0.0.1, localhost or [::1].
+    """
+    import importlib.util
+
+    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools._tool import Tool
+    from ai_spine_tools.testing import ProgressLine, ensure_loopback, load_test, valid_input
+
+    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise click.UsageError("--plot needs matplotlib: pip install 'ai-spine-tools[testing]'")
+    try:
+        low, _, high = think_time.partition(",")
+        pause = (float(low), float(high or low))
+    except ValueError:
+        raise click.BadParameter("use SECONDS or MIN,MAX", param_hint="--think-time") from None
+    headers = {}
+    for line in header_lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise click.BadParameter(f"{line!r} is not 'Name: value'", param_hint="--header")
+        headers[name.strip()] = value.strip()
+    try:
+        tool = load_tool(target) if target is not None else None
+        subject: Tool | str
+        if url is not None:
+            subject = ensure_loopback(url)
+        elif tool is not None:
+            subject = tool
+        else:
+            raise click.UsageError("give the tool file (TARGET), --url, or both")
+        data = _json_object(input_json, "--input") if input_json is not None else None
+        if data is None and tool is not None:
+            data = valid_input(tool)
+        if data is None:
+            raise click.UsageError("give --input (or TARGET, to generate one) with --url")
+        config = _json_object(config_json, "--config") if config_json is not None else None
+    except (ToolError, ValueError) as exc:
+        raise click.ClickException(str(getattr(exc, "message", exc))) from None
+
+    progress = None if quiet else ProgressLine(sys.stderr)
+    try:
+        report = asyncio.run(
+            load_test(
+                subject,
+                data,
+                concurrent_users=users,
+                duration=duration,
+                think_time=pause,
+                requests=max_requests,
+                config=config,
+                headers=headers,
+                on_progress=progress,
+            )
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.finish()
+    click.echo(report.summary())
+    if report_path is not None:
+        with open(report_path, "w", encoding="utf-8") as out:
+            out.write(report.to_json() + "\n")
+        click.echo(f"\nreport written to {report_path}")
+    if plot_path is not None:
+        report.plot(plot_path)
+        click.echo(f"chart written to {plot_path}")
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:

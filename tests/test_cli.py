@@ -1,0 +1,78 @@
+"""The ai-spine command: call a tool once, and refuse bad targets and arguments clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from serverproc import EXAMPLES, TOOLS
+
+from ai_spine_tools.cli import main
+
+WEATHER = str(EXAMPLES / "weather.py")
+
+
+def test_call_prints_the_execute_response_and_exits_0() -> None:
+    result = CliRunner().invoke(main, ["call", WEATHER, '{"city": "Madrid"}'])
+    body = json.loads(result.output)
+    assert result.exit_code == 0
+    assert body["status"] == "success"
+    assert body["output_data"]["city"] == "Madrid"
+
+
+def test_call_with_invalid_input_prints_the_error_and_exits_1() -> None:
+    result = CliRunner().invoke(main, ["call", WEATHER, '{"city": 5}'])
+    body = json.loads(result.output)
+    assert result.exit_code == 1
+    assert body["error_code"] == "VALIDATION_ERROR"
+    assert body["error_details"]["errors"][0]["path"] == "city"
+
+
+def test_call_passes_config() -> None:
+    target = str(TOOLS / "secrets.py")
+    result = CliRunner().invoke(
+        main, ["call", target, '{"q": "x"}', "--config", '{"api_key": "k123456789"}']
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.output)["output_data"]["key_length"] == 10
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["call", WEATHER, "{nope"], "not valid JSON"),
+        (["call", WEATHER, "[1, 2]"], "must be a JSON object"),
+        (["call", WEATHER, "{}", "--config", "3"], "must be a JSON object"),
+        (["call", "missing/tool.py", "{}"], "does not exist"),
+        (["call", "examples/../README.md:tool", "{}"], "cannot import"),
+        (["call", "json", "{}"], "defines no Tool"),
+        (["call", f"{WEATHER}:nothing", "{}"], "no Tool named 'nothing'"),
+        (["serve", "missing/tool.py"], "does not exist"),
+        (["serve", WEATHER, "--port", "0"], "0"),
+        (["serve", WEATHER, "--server", "apache"], "apache"),
+    ],
+)
+def test_bad_arguments_fail_with_a_clear_message(arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_a_module_with_several_tools_asks_for_one(tmp_path: Path) -> None:
+    source = (EXAMPLES / "weather.py").read_text()
+    path = tmp_path / "two.py"
+    path.write_text(
+        source.replace("tool = create_tool(", "other = tool = create_tool(") + "\ntool2 = tool\n"
+    )
+    result = CliRunner().invoke(main, ["call", str(path) + ":tool2", '{"city": "Lima"}'])
+    assert result.exit_code == 0
+
+
+def test_version_and_help() -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["--version"]).exit_code == 0
+    help_text = runner.invoke(main, ["--help"]).output
+    assert "serve" in help_text
+    assert "call" in help_text

@@ -1,0 +1,67 @@
+"""Server settings from the environment: defaults, parsing, and errors naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.exceptions import ServerConfigurationError
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = ServerSettings.from_env({})
+    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 3000, 1)
+    assert settings.request_timeout_ms == 25_000
+    assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert not settings.auth_enabled
+    assert settings.rate_limit is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "attribute", "value"),
+    [
+        ({"PORT": "8080"}, "port", 8080),
+        ({"HOST": "127.0.0.1"}, "host", "127.0.0.1"),
+        ({"AI_SPINE_WORKER_THREADS": "4"}, "workers", 4),
+        ({"AI_SPINE_REQUEST_TIMEOUT": "1500"}, "request_timeout_ms", 1500),
+        ({"AI_SPINE_API_KEYS": " a , b,,c "}, "api_keys", ("a", "b", "c")),
+        ({"AI_SPINE_ENABLE_COMPRESSION": "TRUE"}, "compression", True),
+        ({"AI_SPINE_ENABLE_COMPRESSION": "0"}, "compression", False),
+        ({"AI_SPINE_RATE_LIMIT": "100/minute"}, "rate_limit", "100/minute"),
+        ({"AI_SPINE_RATE_LIMIT": "10 per second"}, "rate_limit", "10 per second"),
+        ({"AI_SPINE_RATE_LIMIT_BY": "IP"}, "rate_limit_by", "ip"),
+        ({"AI_SPINE_ERRORS_AS_200": "yes"}, "errors_as_200", True),
+        ({"AI_SPINE_SHUTDOWN_GRACE": "2.5"}, "shutdown_grace_s", 2.5),
+        ({"AI_SPINE_LOG_LEVEL": "DEBUG"}, "log_level", "debug"),
+        ({"AI_SPINE_CORS_ORIGINS": "https://a.example"}, "cors_origins", ("https://a.example",)),
+        ({"PORT": ""}, "port", 3000),
+    ],
+)
+def test_each_variable_is_read(environ: dict[str, str], attribute: str, value: object) -> None:
+    assert getattr(ServerSettings.from_env(environ), attribute) == value
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"AI_SPINE_WORKER_THREADS": "0"}, "AI_SPINE_WORKER_THREADS"),
+        ({"AI_SPINE_REQUEST_TIMEOUT": "-5"}, "AI_SPINE_REQUEST_TIMEOUT"),
+        ({"AI_SPINE_MAX_BODY_BYTES": "lots"}, "AI_SPINE_MAX_BODY_BYTES"),
+        ({"AI_SPINE_ENABLE_COMPRESSION": "maybe"}, "AI_SPINE_ENABLE_COMPRESSION"),
+        ({"AI_SPINE_RATE_LIMIT": "fast"}, "AI_SPINE_RATE_LIMIT"),
+        ({"AI_SPINE_RATE_LIMIT_BY": "user"}, "AI_SPINE_RATE_LIMIT_BY"),
+        ({"AI_SPINE_LOG_LEVEL": "chatty"}, "AI_SPINE_LOG_LEVEL"),
+        ({"AI_SPINE_SHUTDOWN_GRACE": "nan"}, "AI_SPINE_SHUTDOWN_GRACE"),
+        ({"AI_SPINE_REQUIRE_AUTH": "true"}, "AI_SPINE_API_KEYS"),
+    ],
+)
+def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) -> None:
+    with pytest.raises(ServerConfigurationError, match=variable):
+        ServerSettings.from_env(environ)
+
+
+def test_replace_ignores_none() -> None:
+    settings = ServerSettings.from_env({}).replace(port=9000, host=None)
+    assert (settings.port, settings.host) == (9000, "0.0.0.0")
