@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from serverproc import EXAMPLES, TOOLS
 
 from ai_spine_tools.cli import main
+from serverproc import EXAMPLES, TOOLS
 
 WEATHER = str(EXAMPLES / "weather.py")
 
