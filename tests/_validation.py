@@ -30,12 +30,14 @@ def outcome(call: Callable[[], dict[str, Any]]) -> Outcome:
 def run_both(schema: Schema, value: Any) -> Outcome:
     """Validate ``value`` from JSON bytes and in-process; assert both give the same outcome.
 
-    Returns the validated dict, or the ``(path, code)`` of every issue. ``repr`` is compared so
-    that ``1`` and ``1.0`` count as different outputs.
+    Returns the validated dict, or the ``(path, code)`` of every issue. The field-by-field
+    walker alone must agree too, whichever path answered. ``repr`` is compared so that ``1`` and
+    ``1.0`` count as different outputs.
     """
     from_json = outcome(lambda: schema.decode_json(msgspec.json.encode(value)))
     in_process = outcome(lambda: schema.validate(value))
-    assert repr(from_json) == repr(in_process)
+    walker = outcome(lambda: schema.diagnose(value))
+    assert repr(from_json) == repr(in_process) == repr(walker)
     return from_json
 
 

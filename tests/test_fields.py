@@ -31,8 +31,15 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
-from ai_spine_tools.fields import ArrayField, EnumField, Field, NumberField, ObjectField, as_field
-from ai_spine_tools.fields import StringField as _StringField
+from ai_spine_tools.fields import (
+    ArrayField,
+    EnumField,
+    Field,
+    NumberField,
+    ObjectField,
+    StringField,
+    as_field,
+)
 
 UTC = dt.UTC
 PLUS_2 = dt.timezone(dt.timedelta(hours=2))
@@ -131,6 +138,16 @@ VALID: list[tuple[Field, Any, Any]] = [
     (object_field({"a": string_field()}, unknown="ignore"), {"a": "x", "b": 1}, {"a": "x"}),
     (object_field(), {"any": [1, {"thing": None}]}, {"any": [1, {"thing": None}]}),
     (object_field(max_properties=2), {"a": 1, "b": 2}, {"a": 1, "b": 2}),
+    (
+        object_field({"n": string_field(transform="trim", max_length=3), "k": json_field()}),
+        {"n": "  abc ", "k": [None]},
+        {"n": "abc", "k": [None]},
+    ),
+    (
+        object_field({"ids": array_field(integer_field(), unique_items=True)}),
+        {"ids": [3, 1]},
+        {"ids": [3, 1]},
+    ),
     # date, datetime, time
     (date_field(), "2024-02-29", dt.date(2024, 2, 29)),
     (date_field(), dt.date(2024, 2, 29), dt.date(2024, 2, 29)),
@@ -678,6 +695,6 @@ def test_dict_form_builds_the_matching_field(declaration: dict[str, Any], expect
 
 
 def test_field_builders_are_the_field_classes() -> None:
-    assert string_field is _StringField
+    assert string_field is StringField
     assert isinstance(integer_field(), NumberField)
     assert api_key_field is secret_field

@@ -162,8 +162,9 @@ def _field(hint: Any, options: dict[str, Any], name: str) -> Field:
                 unsupported = [a for a in ("gt", "lt", "tz") if getattr(extra, a) is not None]
                 if unsupported:  # dropping them would leave a declared constraint unchecked
                     raise ToolDefinitionError(
-                        f"parameter {name!r}: msgspec.Meta({', '.join(unsupported)}=...) is not "
-                        "supported; use ge= and le= (inclusive bounds)"
+                        f"parameter {name!r}: msgspec.Meta({'=, '.join(unsupported)}=) is not "
+                        "supported (bounds are inclusive: use ge= and le=; a datetime without an "
+                        "offset is read as UTC)"
                     )
                 for attr, option in _META_OPTIONS.items():
                     value = getattr(extra, attr, None)

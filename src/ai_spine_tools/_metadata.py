@@ -41,13 +41,13 @@ class ToolMetadata:
         known = {f.name for f in fields(cls)}
         problems = [f"unknown metadata key {key!r}" for key in metadata if key not in known]
         name = metadata.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             problems.append(
                 f"name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
                 f"digit (got {name!r})"
             )
         version = metadata.get("version")
-        if not isinstance(version, str) or not _SEMVER.match(version):
+        if not isinstance(version, str) or not _SEMVER.fullmatch(version):
             problems.append(f"version must be a semantic version like '1.0.0' (got {version!r})")
         description = metadata.get("description")
         if not isinstance(description, str) or not description.strip():

@@ -113,6 +113,11 @@ class Field:
         """Validate ``value`` fully; return it normalised, appending an issue per problem."""
         return value
 
+    def post(self, value: Any, path: str, issues: Issues) -> Any:
+        """Run what ``native()`` leaves out on a value msgspec accepted (``check`` unless a
+        container can skip the members msgspec already checked in full)."""
+        return self.check(value, path, issues)
+
     def base_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of the value, without the shared annotations."""
         return {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -84,21 +84,32 @@ class ArrayField(Field):
             check = self.items.check
             value = [check(item, f"{path}[{index}]", issues) for index, item in enumerate(value)]
         if self.unique_items:
-            seen: set[bytes] = set()
-            for index, item in enumerate(value):
-                key = msgspec.json.encode(item, order="deterministic")
-                if key in seen:
-                    issues.append(
-                        ValidationIssue(
-                            f"{path}[{index}]",
-                            "unique",
-                            f"{label(path)} "
-                            f"must not repeat items (item {index} repeats an earlier one)",
-                        )
-                    )
-                    break
-                seen.add(key)
+            self._check_unique(value, path, issues)
         return value
+
+    def post(self, value: Any, path: str, issues: Issues) -> Any:
+        if self.items is not None and self.items.needs_post:
+            post = self.items.post
+            value = [post(item, f"{path}[{index}]", issues) for index, item in enumerate(value)]
+        if self.unique_items:
+            self._check_unique(value, path, issues)
+        return value
+
+    def _check_unique(self, value: list[Any], path: str, issues: Issues) -> None:
+        seen: set[bytes] = set()
+        for index, item in enumerate(value):
+            key = msgspec.json.encode(item, order="deterministic")
+            if key in seen:
+                issues.append(
+                    ValidationIssue(
+                        f"{path}[{index}]",
+                        "unique",
+                        f"{label(path)} "
+                        f"must not repeat items (item {index} repeats an earlier one)",
+                    )
+                )
+                return
+            seen.add(key)
 
     def base_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "array"}
@@ -132,6 +143,7 @@ class ObjectField(Field):
     unknown: Literal["reject", "ignore"] = "reject"
 
     kind: ClassVar[str] = "object"
+    _post: tuple[tuple[str, Field], ...] = field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.unknown not in ("reject", "ignore"):
@@ -147,6 +159,8 @@ class ObjectField(Field):
                 if not isinstance(prop, Field):
                     raise ToolDefinitionError(f"property {key!r} must be a field (got {prop!r})")
             object.__setattr__(self, "properties", dict(self.properties))
+            post = tuple((key, prop) for key, prop in self.properties.items() if prop.needs_post)
+            object.__setattr__(self, "_post", post)
         Field.__post_init__(self)
 
     def native(self) -> Any:
@@ -160,7 +174,15 @@ class ObjectField(Field):
 
     @property
     def needs_post(self) -> bool:
-        return self.properties is not None and any(p.needs_post for p in self.properties.values())
+        return bool(self._post)
+
+    def post(self, value: Any, path: str, issues: Issues) -> Any:
+        # msgspec decoded the whole object: only the properties with rules of their own remain
+        for key, prop in self._post:
+            item = value[key]
+            if item is not None:
+                value[key] = prop.post(item, f"{path}.{key}", issues)
+        return value
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -202,6 +202,7 @@ class EnumField(Field):
     _: KW_ONLY
 
     kind: ClassVar[str] = "enum"
+    _keys: frozenset[tuple[type, object]] = field(default=frozenset(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.values, str) or not isinstance(self.values, Iterable):
@@ -214,8 +215,10 @@ class EnumField(Field):
                 raise ToolDefinitionError(
                     f"enum values must be strings, numbers or booleans (got {value!r})"
                 )
-        if len(set(map(_enum_key, self.values))) != len(self.values):
+        keys = frozenset(map(_enum_key, self.values))  # built once: check runs per request
+        if len(keys) != len(self.values):
             raise ToolDefinitionError(f"enum values must be unique (got {list(self.values)!r})")
+        object.__setattr__(self, "_keys", keys)
         Field.__post_init__(self)
 
     def native(self) -> Any:
@@ -230,9 +233,7 @@ class EnumField(Field):
         return self.native() is _SCALAR
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
-        if not isinstance(value, str | int | float | bool) or _enum_key(value) not in {
-            _enum_key(v) for v in self.values
-        }:
+        if not isinstance(value, str | int | float | bool) or _enum_key(value) not in self._keys:
             allowed = ", ".join(repr(v) for v in self.values[:20])
             issues.append(
                 ValidationIssue(
