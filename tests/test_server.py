@@ -205,16 +205,17 @@ def test_sigterm_lets_all_in_flight_executions_finish(tmp_path: Path) -> None:
             async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
                 calls = [
                     asyncio.create_task(
-                        client.post("/api/execute", json={"input_data": {"seconds": 1.5}})
+                        client.post("/api/execute", json={"input_data": {"seconds": 2}})
                     )
                     for _ in range(50)
                 ]
-                await asyncio.sleep(0.7)  # all 50 are in flight now
+                while (await client.get("/health")).json()["requests"]["in_flight"] < 50:
+                    await asyncio.sleep(0.02)
                 server.process.send_signal(signal.SIGTERM)
                 return await asyncio.gather(*calls)
 
         responses = asyncio.run(fifty())
-        code = server.stop()
+        code = server.process.wait(30)  # it exits by itself after the one SIGTERM
         output = server.output()
     assert [r.status_code for r in responses] == [200] * 50
     assert all(r.json()["status"] == "success" for r in responses)

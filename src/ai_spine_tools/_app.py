@@ -187,6 +187,7 @@ class ToolApp:
         ) == "key"
         self.timeout_ms = tool.timeout_ms or self.settings.request_timeout_ms or DEFAULT_TIMEOUT_MS
         self.draining = False
+        self.in_flight = 0
         self.started_at = time.monotonic()
 
         self._version = tool.version.encode()
@@ -306,6 +307,7 @@ class ToolApp:
         """``POST /api/execute``: validate, run the tool, and answer with the result envelope."""
         execution_id: str | None = None
         code: str | None = None
+        self.in_flight += 1
         try:
             self._check_content_type(request)
             if self.limiter is not None:
@@ -345,6 +347,7 @@ class ToolApp:
             code = exc.code
             response = self._error(request, exc, execution_id=execution_id, errors_as_200=True)
         finally:
+            self.in_flight -= 1
             self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
         return response
 
@@ -460,7 +463,11 @@ class ToolApp:
             "uptime_seconds": round(time.monotonic() - self.started_at, 3),
             "timestamp": _now_iso(),
             "checks": checks,
-            "requests": {"total": snapshot.total, "errors": snapshot.errors},
+            "requests": {
+                "total": snapshot.total,
+                "errors": snapshot.errors,
+                "in_flight": self.in_flight,
+            },
         }
         return Response(503 if state == "unhealthy" else 200, self._encoder.encode(body), [])
 
