@@ -209,7 +209,9 @@ def test_sigterm_lets_all_in_flight_executions_finish(tmp_path: Path) -> None:
                     )
                     for _ in range(50)
                 ]
-                while (await client.get("/health")).json()["requests"]["in_flight"] < 50:
+                for _ in range(1000):  # poll the server until all 50 are in flight
+                    if (await client.get("/health")).json()["requests"]["in_flight"] >= 50:
+                        break
                     await asyncio.sleep(0.02)
                 server.process.send_signal(signal.SIGTERM)
                 return await asyncio.gather(*calls)

@@ -10,6 +10,7 @@ turns any of them into the error envelope in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -187,6 +188,7 @@ class ToolApp:
         ) == "key"
         self.timeout_ms = tool.timeout_ms or self.settings.request_timeout_ms or DEFAULT_TIMEOUT_MS
         self.draining = False
+        self._wrapped_signals: list[tuple[int, Any, Any]] = []
         self.in_flight = 0
         self.started_at = time.monotonic()
 
@@ -278,6 +280,7 @@ class ToolApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True
+                self._restore_signals()
                 try:
                     await self.tool.stop()
                 except Exception:
@@ -300,6 +303,15 @@ class ToolApp:
                 signal.signal(number, handler)
             except ValueError:  # not the main thread: the host owns signals
                 return
+            self._wrapped_signals.append((number, handler, previous))
+
+    def _restore_signals(self) -> None:
+        """Put back the handlers ``_watch_shutdown_signals`` wrapped, if still ours."""
+        while self._wrapped_signals:
+            number, handler, previous = self._wrapped_signals.pop()
+            with contextlib.suppress(ValueError):
+                if signal.getsignal(number) is handler:
+                    signal.signal(number, previous)
 
     # -- the execute corridor ----------------------------------------------------------------
 

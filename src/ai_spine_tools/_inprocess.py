@@ -39,7 +39,13 @@ class InProcessApp:
             self.app(scope, self._to_app.get, self._from_app.put)  # type: ignore[arg-type]
         )
         await self._to_app.put({"type": "lifespan.startup"})
-        reply = await self._from_app.get()
+        replied = asyncio.ensure_future(self._from_app.get())
+        await asyncio.wait({replied, self._lifespan}, return_when=asyncio.FIRST_COMPLETED)
+        if not replied.done():  # the app's lifespan ended (or raised) without answering
+            replied.cancel()
+            error = self._lifespan.exception()
+            raise RuntimeError(f"start-up failed: {error!r}" if error else "start-up failed")
+        reply = replied.result()
         if reply["type"] != "lifespan.startup.complete":
             raise RuntimeError(reply.get("message") or "start-up failed")
 

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from ai_spine_tools.exceptions import ServerConfigurationError
 
-__all__ = ["ServerSettings"]
+__all__ = ["DOCUMENTED_SETTINGS", "ServerSettings"]
 
 T = TypeVar("T")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -192,3 +192,26 @@ def _parse_rate(raw: str, variable: str | None) -> Any:
         raise ServerConfigurationError(
             f"{variable} is invalid: {message} (got {raw[:60]!r})", details={"variable": variable}
         ) from None
+
+
+DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
+    ("PORT", "3000", "Port to listen on"),
+    ("HOST", "0.0.0.0", "Interface to listen on"),
+    ("AI_SPINE_WORKER_THREADS", "1", "Worker processes sharing the port"),
+    ("AI_SPINE_REQUEST_TIMEOUT", "25000", "Execution deadline in milliseconds"),
+    ("AI_SPINE_MAX_BODY_BYTES", "10485760", "Largest accepted request body in bytes"),
+    ("AI_SPINE_API_KEYS", "", "Comma-separated API keys; when set, executions need one"),
+    ("AI_SPINE_REQUIRE_AUTH", "false", "Refuse to start without API keys"),
+    ("AI_SPINE_RATE_LIMIT", "", "Requests allowed per caller, e.g. 100/minute"),
+    ("AI_SPINE_RATE_LIMIT_BY", "key", "Count requests per API key or per client IP (key|ip)"),
+    ("AI_SPINE_ENABLE_COMPRESSION", "false", "Gzip responses for clients that accept it"),
+    ("AI_SPINE_CORS_ORIGINS", "", "Comma-separated origins allowed by CORS"),
+    ("AI_SPINE_ERRORS_AS_200", "false", "Answer execute errors with HTTP 200 (same body)"),
+    ("AI_SPINE_SHUTDOWN_GRACE", "30", "Seconds in-flight requests get to finish on shutdown"),
+    ("AI_SPINE_DEBUG", "false", "Include exception text in error messages"),
+    ("AI_SPINE_LOG_LEVEL", "info", "debug, info, warning, error or critical"),
+    ("AI_SPINE_LOG_FORMAT", "text", "json or text"),
+    ("AI_SPINE_MAX_CONNECTIONS", "100", "Size of the outbound HTTP connection pool"),
+    ("AI_SPINE_CACHE_TTL", "300", "Default time-to-live of cached results, in seconds"),
+)
+"""Every environment variable the server reads: name, default and meaning (for .env.example)."""

@@ -98,6 +98,11 @@ class Tool:
     def __repr__(self) -> str:
         return f"<Tool {self.name} {self.version}>"
 
+    @property
+    def execute_function(self) -> Execute:
+        """The function given as ``execute`` (for inspection)."""
+        return self._execute
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def configure(self, values: Mapping[str, Any] | None = None, /, **options: Any) -> Tool:

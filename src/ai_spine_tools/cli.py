@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 import click
@@ -263,6 +265,118 @@ def load(
     if plot_path is not None:
         report.plot(plot_path)
         click.echo(f"chart written to {plot_path}")
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--template",
+    type=click.Choice(["basic", "http-api", "database", "cached"]),
+    default=None,
+    help="What the tool shows (asked for when omitted, unless --yes).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to create it [./NAME].",
+)
+@click.option("--no-git", is_flag=True, help="Do not run git init.")
+@click.option("--yes", "-y", is_flag=True, help="Ask nothing; use the defaults.")
+def new(name: str, template: str | None, directory: Path | None, no_git: bool, yes: bool) -> None:
+    """Create a new tool project called NAME, ready to test, serve and deploy."""
+    from ai_spine_tools._scaffold import TEMPLATES, render_project
+
+    if template is None:
+        if yes or not sys.stdin.isatty():
+            template = "basic"
+        else:
+            for key, item in TEMPLATES.items():
+                click.echo(f"  {key:<10} {item.summary}")
+            template = click.prompt("Template", type=click.Choice(list(TEMPLATES)), default="basic")
+    try:
+        path = render_project(name, template=template, directory=directory, git=not no_git)
+    except ToolError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created {name} ({template}) in {path}")
+    click.echo(f"  cd {path}")
+    click.echo("  make test    # install and run its tests")
+    click.echo("  make serve   # serve it on :3000")
+
+
+def create_main() -> None:
+    """``create-ai-spine-tool NAME``: the same as ``ai-spine new NAME``."""
+    new.main(prog_name="create-ai-spine-tool")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [PORT, 3000].")
+def dev(target: str, host: str, port: int | None) -> None:
+    """Serve TARGET for development: reload on change, full error messages, request log."""
+    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools._server import serve as run_server
+
+    os.environ.setdefault("AI_SPINE_DEBUG", "true")
+    try:
+        load_tool(target)
+        run_server(target, host=host, port=port, reload=True, log_level="debug")
+    except ToolError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@main.command()
+@click.argument("target")
+def check(target: str) -> None:
+    """Check the tool in TARGET: metadata, schema, examples, execute; print problems and fixes."""
+    from ai_spine_tools._checks import check_tool
+    from ai_spine_tools._loader import load_tool
+
+    try:
+        tool = load_tool(target)
+    except ToolError as exc:
+        click.echo(f"✗ {exc.message}")
+        sys.exit(1)
+    findings = check_tool(tool)
+    for finding in findings:
+        mark = {"ok": "✓", "warning": "!", "problem": "✗"}[finding.level]
+        click.echo(f"{mark} {finding.message}")
+        if finding.fix:
+            click.echo(f"    fix: {finding.fix}")
+    problems = sum(1 for finding in findings if finding.level == "problem")
+    click.echo(f"{tool.name} {tool.version}: {problems} problem(s)")
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("target")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["openapi", "json-schema"]),
+    default="openapi",
+    show_default=True,
+    help="openapi: the document /schema serves; json-schema: the input schema alone.",
+)
+def schema(target: str, kind: str) -> None:
+    """Print the schema of the tool in TARGET."""
+    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools._openapi import openapi_document
+
+    try:
+        tool = load_tool(target)
+    except ToolError as exc:
+        raise click.ClickException(exc.message) from None
+    if kind == "openapi":
+        document = openapi_document(tool, auth=False)
+    else:
+        document = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            **tool.input_schema.json_schema(),
+        }
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""My Tool: an AI Spine tool."""

@@ -1,0 +1,50 @@
+"""Test and load-test AI Spine tools: in-process clients, a platform mock, data and assertions.
+
+- ``ToolTestClient(tool)``: the tool's real server app, in-process, lifespan included; sync
+  (``with``) or async (``async with``). ``test_tool(tool, input)`` runs one execution with it.
+- ``MockAISpineClient``: calls a tool (in-process or at a URL) the way the AI Spine platform does.
+- ``load_test(tool_or_url, ...)``: bounded load test returning a ``LoadTestReport``;
+  ``ProgressLine`` shows its progress live.
+- ``valid_input(tool)`` and ``invalid_inputs(tool)``: test data from the tool's schema.
+- ``assert_success`` and ``assert_validation_error``: assertions with readable failures.
+
+The pytest plugin (``ai_spine_tools.testing.plugin``, loaded automatically) adds the fixtures
+``tool_client`` and ``mock_spine_client``. ``import ai_spine_tools`` never imports this package.
+"""
+
+from __future__ import annotations
+
+from ai_spine_tools.testing._assertions import assert_success, assert_validation_error
+from ai_spine_tools.testing._client import (
+    AsyncToolTestClient,
+    ToolResponse,
+    ToolTestClient,
+    test_tool,
+)
+from ai_spine_tools.testing._data import InvalidInput, invalid_inputs, valid_input
+from ai_spine_tools.testing._load import LoadProgress, load_test
+from ai_spine_tools.testing._progress import ProgressLine
+from ai_spine_tools.testing._report import LatencySummary, LoadTestReport, TimelinePoint
+from ai_spine_tools.testing._spine import MockAISpineClient, SpineResult
+from ai_spine_tools.testing._targets import ensure_loopback
+
+__all__ = [
+    "AsyncToolTestClient",
+    "InvalidInput",
+    "LatencySummary",
+    "LoadProgress",
+    "LoadTestReport",
+    "MockAISpineClient",
+    "ProgressLine",
+    "SpineResult",
+    "TimelinePoint",
+    "ToolResponse",
+    "ToolTestClient",
+    "assert_success",
+    "assert_validation_error",
+    "ensure_loopback",
+    "invalid_inputs",
+    "load_test",
+    "test_tool",
+    "valid_input",
+]

@@ -1,0 +1,154 @@
+"""The pytest plugin: loaded from its entry point, with tool_client and mock_spine_client."""
+
+from __future__ import annotations
+
+import pytest
+
+from serverproc import EXAMPLES
+
+pytest_plugins = ("pytester",)
+
+WEATHER = str(EXAMPLES / "weather.py")
+
+
+def run(pytester: pytest.Pytester, source: str) -> pytest.RunResult:
+    pytester.makepyfile(test_user=source.replace("WEATHER", repr(WEATHER)))
+    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
+
+
+def test_plugin_is_registered_by_its_entry_point(pytester: pytest.Pytester) -> None:
+    config = pytester.parseconfigure("-p", "no:asyncio")
+    assert config.pluginmanager.has_plugin("ai_spine_tools")
+    assert "ai_spine_tool(tool=None, **settings)" in "\n".join(config.getini("markers"))
+
+
+def test_tool_client_uses_the_tool_fixture(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import pytest
+from ai_spine_tools._loader import load_tool
+from ai_spine_tools.testing.plugin import assert_success, assert_validation_error
+
+@pytest.fixture
+def tool():
+    return load_tool(WEATHER)
+
+def test_success(tool_client):
+    data = assert_success(tool_client.execute({"city": "Madrid"}))
+    assert data["city"] == "Madrid"
+
+def test_validation(tool_client):
+    assert_validation_error(tool_client.execute({"city": "x" * 101}), "city", "too_long")
+
+def test_health(tool_client):
+    assert tool_client.get("/health").json["status"] == "healthy"
+""",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_marker_gives_the_tool_and_settings(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import pytest
+
+@pytest.mark.ai_spine_tool(WEATHER, api_keys=("k1",))
+def test_needs_a_key(tool_client):
+    assert tool_client.execute({"city": "Oslo"}).status_code == 401
+    assert tool_client.execute({"city": "Oslo"}, headers={"X-API-Key": "k1"}).ok
+
+pytestmark = pytest.mark.ai_spine_tool(WEATHER)
+
+def test_module_marker(tool_client, tool):
+    assert tool.name == "weather-lookup"
+    assert tool_client.execute({"city": "Oslo"}).ok
+""",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_tool_can_be_parametrized(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import pytest
+from ai_spine_tools import create_tool
+
+def make(name):
+    return create_tool(metadata={"name": name, "version": "1.0.0", "description": "x"},
+                       execute=lambda: {"name": name})
+
+@pytest.mark.parametrize("tool", [make("one"), make("two")], ids=["one", "two"])
+def test_each(tool_client, tool):
+    assert tool_client.execute({}).output_data == {"name": tool.name}
+""",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_tool_client_runs_setup_and_cleanup_around_the_test(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import pytest
+from ai_spine_tools import create_tool
+
+events = []
+tool_ = create_tool(
+    metadata={"name": "life", "version": "1.0.0", "description": "x"},
+    execute=lambda: {}, setup=lambda: events.append("setup"),
+    cleanup=lambda: events.append("cleanup"),
+)
+
+@pytest.fixture
+def tool():
+    return tool_
+
+def test_inside(tool_client):
+    assert events == ["setup"]
+
+def test_after():
+    assert events == ["setup", "cleanup"]
+""",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_without_a_tool_the_error_says_what_to_do(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+def test_missing(tool_client):
+    pass
+""",
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*tool_client needs a tool: define a 'tool' fixture*"])
+
+
+def test_mock_spine_client_fixture_cleans_up(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import asyncio
+from ai_spine_tools import create_tool
+
+events = []
+tool = create_tool(
+    metadata={"name": "life", "version": "1.0.0", "description": "x"},
+    execute=lambda: {"ok": True}, setup=lambda: events.append("setup"),
+    cleanup=lambda: events.append("cleanup"),
+)
+
+def test_call(mock_spine_client):
+    result = asyncio.run(mock_spine_client.execute(tool, {}))
+    assert result.ok and result.output_data == {"ok": True}
+    assert events == ["setup"]
+
+def test_after():
+    assert events == ["setup", "cleanup"]
+""",
+    )
+    result.assert_outcomes(passed=2)
