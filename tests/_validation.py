@@ -27,17 +27,31 @@ def outcome(call: Callable[[], dict[str, Any]]) -> Outcome:
         return [(issue.path, issue.code) for issue in exc.issues]
 
 
+def fast_only(schema: Schema, value: Any) -> Outcome | None:
+    """The fast path alone on ``value`` sent as JSON: ``None`` when msgspec rejects it (and the
+    walker would take over), else the validated dict or the issues of the rules run after."""
+    try:
+        struct = schema._decoder.decode(msgspec.json.encode(value))
+    except msgspec.ValidationError:
+        return None
+    return outcome(lambda: schema._finish(struct))
+
+
 def run_both(schema: Schema, value: Any) -> Outcome:
     """Validate ``value`` from JSON bytes and in-process; assert both give the same outcome.
 
     Returns the validated dict, or the ``(path, code)`` of every issue. The field-by-field
-    walker alone must agree too, whichever path answered. ``repr`` is compared so that ``1`` and
-    ``1.0`` count as different outputs.
+    walker alone must agree too, whichever path answered, and so must the fast path alone when
+    msgspec accepts the value. ``repr`` is compared so that ``1`` and ``1.0`` count as different
+    outputs.
     """
     from_json = outcome(lambda: schema.decode_json(msgspec.json.encode(value)))
     in_process = outcome(lambda: schema.validate(value))
     walker = outcome(lambda: schema.diagnose(value))
     assert repr(from_json) == repr(in_process) == repr(walker)
+    fast = fast_only(schema, value)
+    if fast is not None:
+        assert repr(fast) == repr(walker)
     return from_json
 
 

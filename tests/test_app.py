@@ -1,11 +1,12 @@
-"""The ASGI app, driven in-process: routes, envelopes, status codes, headers, guards."""
+"""The ASGI app, driven in-process through our own testing toolkit: routes, envelopes, status
+codes, headers, guards."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,71 +15,64 @@ import pytest
 import weather
 from ai_spine_tools import Tool, ToolResult, create_tool, string_field
 from ai_spine_tools._app import create_app
-from ai_spine_tools._inprocess import InProcessApp, RawResponse
 from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.testing import (
+    AsyncToolTestClient,
+    ToolResponse,
+    assert_success,
+    assert_validation_error,
+)
 from tools import secrets, slow
 
-JSON = [("content-type", "application/json")]
+JSON = {"content-type": "application/json"}
 
 
 @asynccontextmanager
-async def serving(tool: Tool, **settings: Any) -> AsyncIterator[InProcessApp]:
-    client = InProcessApp(create_app(tool, ServerSettings(**settings)))
-    await client.start()
-    try:
+async def serving(tool: Tool, **settings: Any) -> AsyncIterator[AsyncToolTestClient]:
+    # Settings built from the keywords alone, so the environment of the test run plays no part.
+    async with AsyncToolTestClient(tool, ServerSettings(**settings)) as client:
         yield client
-    finally:
-        await client.stop()
 
 
 async def execute(
-    client: InProcessApp, body: Any, headers: list[tuple[str, str]] | None = None
-) -> RawResponse:
+    client: AsyncToolTestClient, body: Any, headers: Mapping[str, str] | None = None
+) -> ToolResponse:
+    """POST ``body`` (bytes as they are, anything else as JSON) to ``/api/execute``."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return await client.request(
-        "POST", "/api/execute", body=raw, headers=JSON if headers is None else headers
+    return await client.post(
+        "/api/execute", content=raw, headers=JSON if headers is None else headers
     )
-
-
-def payload(response: RawResponse) -> Any:
-    return json.loads(response.body)
 
 
 async def test_execute_success_envelope_is_wire_compatible() -> None:
     async with serving(weather.tool) as client:
-        response = await execute(
-            client, {"input_data": {"city": "Madrid"}, "execution_id": "abc-1"}
-        )
-    body = payload(response)
-    assert response.status == 200
+        response = await client.execute({"city": "Madrid"}, execution_id="abc-1")
+    body = response.json
+    assert response.status_code == 200
     assert set(body) == {"execution_id", "status", "output_data", "execution_time_ms", "timestamp"}
     assert body["execution_id"] == "abc-1"
     assert body["status"] == "success"
-    assert body["output_data"]["city"] == "Madrid"
+    assert assert_success(response)["city"] == "Madrid"
     assert body["timestamp"].endswith("Z")
     assert isinstance(body["execution_time_ms"], float)
 
 
 async def test_every_response_carries_the_standard_headers() -> None:
     async with serving(weather.tool) as client:
-        response = await execute(
-            client, {"input_data": {"city": "Oslo"}}, [*JSON, ("x-request-id", "req-42")]
-        )
-        missing = await client.request("GET", "/nope")
+        response = await client.execute({"city": "Oslo"}, headers={"X-Request-ID": "req-42"})
+        missing = await client.get("/nope")
     for r in (response, missing):
-        assert r.headers["x-tool-version"] == "1.0.0"
-        assert r.headers["x-response-time"].endswith("ms")
-        assert r.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["x-request-id"] == "req-42"
-    assert len(missing.headers["x-request-id"]) == 36
+        assert r.headers["X-Tool-Version"] == "1.0.0"
+        assert r.headers["X-Response-Time"].endswith("ms")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Request-ID"] == "req-42"
+    assert len(missing.headers["X-Request-ID"]) == 36
 
 
 async def test_an_insane_request_id_is_replaced() -> None:
     async with serving(weather.tool) as client:
-        response = await execute(
-            client, {"input_data": {"city": "Oslo"}}, [*JSON, ("x-request-id", "a b\x01")]
-        )
-    assert response.headers["x-request-id"] != "a b\x01"
+        response = await client.execute({"city": "Oslo"}, headers={"X-Request-ID": "a b\x01"})
+    assert response.headers["X-Request-ID"] != "a b\x01"
 
 
 @pytest.mark.parametrize(
@@ -102,25 +96,23 @@ async def test_an_insane_request_id_is_replaced() -> None:
 async def test_bad_bodies_get_a_clear_4xx(body: bytes, status: int, code: str) -> None:
     async with serving(weather.tool) as client:
         response = await execute(client, body)
-        assert (await client.request("GET", "/health")).status == 200
-    result = payload(response)
-    assert response.status == status
+        assert (await client.get("/health")).status_code == 200
+    result = response.json
+    assert response.status_code == status
     assert result["status"] == "error"
-    assert result["error_code"] == code
-    assert result["error_message"]
+    assert response.error_code == code
+    assert response.error_message
 
 
 async def test_validation_error_lists_every_bad_field() -> None:
     async with serving(weather.tool) as client:
-        response = await execute(
-            client, {"input_data": {"city": "x" * 101, "units": "kelvin", "z": 1}}
-        )
-    details = payload(response)["error_details"]["errors"]
-    assert [(e["path"], e["code"]) for e in details] == [
+        response = await client.execute({"city": "x" * 101, "units": "kelvin", "z": 1})
+    assert [(e["path"], e["code"]) for e in response.validation_errors] == [
         ("city", "too_long"),
         ("units", "enum"),
         ("z", "unknown_field"),
     ]
+    assert_validation_error(response, "city", "too_long")
 
 
 @pytest.mark.parametrize(
@@ -133,8 +125,9 @@ async def test_validation_error_lists_every_bad_field() -> None:
 )
 async def test_lenient_envelopes_are_accepted(body: dict[str, Any]) -> None:
     async with serving(weather.tool) as client:
-        response = await execute(client, body)
-    assert response.status == 200, response.body
+        response = await client.post("/api/execute", json=body)
+    assert response.status_code == 200, response.content
+    assert_success(response)
 
 
 async def test_missing_input_data_is_an_empty_object() -> None:
@@ -143,10 +136,10 @@ async def test_missing_input_data_is_an_empty_object() -> None:
         execute=lambda: {"ok": True},
     )
     async with serving(tool) as client:
-        missing = await execute(client, {})
-        null = await execute(client, {"input_data": None})
-    assert payload(missing)["output_data"] == {"ok": True}
-    assert payload(null)["output_data"] == {"ok": True}
+        missing = await client.post("/api/execute", json={})
+        null = await client.post("/api/execute", json={"input_data": None})
+    assert missing.output_data == {"ok": True}
+    assert null.output_data == {"ok": True}
 
 
 @pytest.mark.parametrize(
@@ -166,8 +159,9 @@ async def test_output_data_is_always_an_object(returned: Any, output: dict[str, 
         execute=lambda: returned,
     )
     async with serving(tool) as client:
-        response = await execute(client, {})
-    assert payload(response)["output_data"] == output
+        response = await client.execute()
+    assert response.json["output_data"] == output
+    assert assert_success(response) == output
 
 
 @pytest.mark.parametrize(
@@ -217,12 +211,11 @@ async def test_error_results_map_to_status_and_code(
         execute=raised,
     )
     async with serving(tool) as client:
-        response = await execute(client, {})
-    body = payload(response)
-    assert response.status == status
-    assert body["error_code"] == code
-    assert body["retryable"] is retryable
-    assert body["execution_id"]
+        response = await client.execute()
+    assert response.status_code == status
+    assert response.error_code == code
+    assert response.json["retryable"] is retryable
+    assert response.execution_id
 
 
 async def test_service_unavailable_sets_retry_after() -> None:
@@ -240,45 +233,43 @@ async def test_service_unavailable_sets_retry_after() -> None:
         },
     )
     async with serving(tool) as client:
-        response = await execute(client, {})
-    assert response.headers["retry-after"] == "30"
-    assert payload(response)["retry_after_ms"] == 30000
+        response = await client.execute()
+    assert response.headers["Retry-After"] == "30"
+    assert response.json["retry_after_ms"] == 30000
 
 
 async def test_an_unexpected_exception_is_500_without_internals() -> None:
     async with serving(slow.tool) as client:
-        response = await execute(client, {"input_data": {"fail": "secret internals"}})
-    body = payload(response)
-    assert response.status == 500
-    assert body["error_code"] == "EXECUTION_ERROR"
-    assert "secret internals" not in response.body.decode()
+        response = await client.execute({"fail": "secret internals"})
+    assert response.status_code == 500
+    assert response.error_code == "EXECUTION_ERROR"
+    assert "secret internals" not in response.text
 
 
 async def test_debug_mode_shows_the_exception() -> None:
     async with serving(slow.tool, debug=True) as client:
-        response = await execute(client, {"input_data": {"fail": "visible"}})
-    assert "visible" in payload(response)["error_message"]
+        response = await client.execute({"fail": "visible"})
+    assert "visible" in (response.error_message or "")
 
 
 async def test_timeout_returns_408_and_cancels_the_execution() -> None:
     before = slow.state["cancelled"]
     async with serving(slow.tool, request_timeout_ms=100) as client:
-        response = await execute(client, {"input_data": {"seconds": 5}})
-    body = payload(response)
-    assert response.status == 408
-    assert body["error_code"] == "TIMEOUT_ERROR"
-    assert body["retryable"] is True
+        response = await client.execute({"seconds": 5})
+    assert response.status_code == 408
+    assert response.error_code == "TIMEOUT_ERROR"
+    assert response.json["retryable"] is True
     assert slow.state["cancelled"] == before + 1
 
 
 async def test_errors_as_200_mode_keeps_the_error_body() -> None:
     async with serving(weather.tool, errors_as_200=True) as client:
-        response = await execute(client, {"input_data": {}})
-        missing = await client.request("GET", "/nope")
-    assert response.status == 200
-    assert payload(response)["status"] == "error"
-    assert payload(response)["error_code"] == "VALIDATION_ERROR"
-    assert missing.status == 404
+        response = await client.execute({})
+        missing = await client.get("/nope")
+    assert response.status_code == 200
+    assert response.status == "error"
+    assert response.error_code == "VALIDATION_ERROR"
+    assert missing.status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -296,28 +287,28 @@ async def test_errors_as_200_mode_keeps_the_error_body() -> None:
 async def test_content_types(content_type: str, status: int) -> None:
     async with serving(weather.tool) as client:
         response = await execute(
-            client, {"input_data": {"city": "Rome"}}, [("content-type", content_type)]
+            client, {"input_data": {"city": "Rome"}}, {"content-type": content_type}
         )
-    assert response.status == status
+    assert response.status_code == status
     if status == 415:
-        assert payload(response)["error_code"] == "INVALID_CONTENT_TYPE"
+        assert response.error_code == "INVALID_CONTENT_TYPE"
 
 
 async def test_a_missing_content_type_is_read_as_json() -> None:
     async with serving(weather.tool) as client:
-        response = await execute(client, {"input_data": {"city": "Rome"}}, [])
-    assert response.status == 200
+        response = await execute(client, {"input_data": {"city": "Rome"}}, {})
+    assert response.status_code == 200
 
 
 async def test_body_over_the_limit_is_413() -> None:
     async with serving(weather.tool, max_body_bytes=1000) as client:
-        response = await execute(client, {"input_data": {"city": "x" * 2000}})
-        declared = await client.request(
-            "POST", "/api/execute", body=b"{}", headers=[*JSON, ("content-length", "5000")]
+        response = await client.execute({"city": "x" * 2000})
+        declared = await client.post(
+            "/api/execute", content=b"{}", headers={**JSON, "content-length": "5000"}
         )
-    assert response.status == 413
-    assert payload(response)["error_code"] == "PAYLOAD_TOO_LARGE"
-    assert declared.status == 413
+    assert response.status_code == 413
+    assert response.error_code == "PAYLOAD_TOO_LARGE"
+    assert declared.status_code == 413
 
 
 @pytest.mark.parametrize(
@@ -348,23 +339,22 @@ async def test_body_over_the_limit_is_413() -> None:
 async def test_routes(method: str, path: str, status: int) -> None:
     body = json.dumps({"input_data": {"city": "Bern"}}).encode() if method == "POST" else b""
     async with serving(weather.tool) as client:
-        response = await client.request(method, path, body=body, headers=JSON)
-    assert response.status == status
+        response = await client.request(method, path, content=body, headers=JSON)
+    assert response.status_code == status
     if method == "HEAD":
-        assert response.body == b""
-        assert int(response.headers["content-length"]) > 0
+        assert response.content == b""
+        assert int(response.headers["Content-Length"]) > 0
     if status == 404:
-        details = payload(response)["error_details"]
-        assert "POST /api/execute" in details["available_endpoints"]
+        assert "POST /api/execute" in response.error_details["available_endpoints"]
     if status == 405:
         assert "allow" in response.headers
 
 
 async def test_health_ready_and_info_bodies() -> None:
     async with serving(weather.tool) as client:
-        health = payload(await client.request("GET", "/health"))
-        ready = payload(await client.request("GET", "/ready"))
-        info = payload(await client.request("GET", "/"))
+        health = (await client.get("/health")).json
+        ready = (await client.get("/ready")).json
+        info = (await client.get("/")).json
     assert health["status"] == "healthy"
     assert health["tool"] == "weather-lookup"
     assert ready["ready"] is True
@@ -388,11 +378,11 @@ async def test_health_check_outcomes(outcome: Any, state: str, status: int) -> N
         health_check=lambda: outcome,
     )
     async with serving(tool) as client:
-        response = await client.request("GET", "/health")
-        ready = await client.request("GET", "/ready")
-    assert response.status == status
-    assert payload(response)["status"] == state
-    assert ready.status == (503 if state == "unhealthy" else 200)
+        response = await client.get("/health")
+        ready = await client.get("/ready")
+    assert response.status_code == status
+    assert response.json["status"] == state
+    assert ready.status_code == (503 if state == "unhealthy" else 200)
 
 
 async def test_a_failing_health_check_is_degraded_not_down() -> None:
@@ -405,36 +395,32 @@ async def test_a_failing_health_check_is_degraded_not_down() -> None:
         health_check=broken,
     )
     async with serving(tool) as client:
-        response = await client.request("GET", "/health")
-    assert response.status == 200
-    assert payload(response)["status"] == "degraded"
+        response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json["status"] == "degraded"
 
 
 async def test_ready_is_503_while_draining() -> None:
     app = create_app(weather.tool, ServerSettings())
-    client = InProcessApp(app)
-    await client.start()
-    try:
-        assert (await client.request("GET", "/ready")).status == 200
+    async with AsyncToolTestClient(app) as client:
+        assert (await client.get("/ready")).status_code == 200
         app.draining = True  # type: ignore[attr-defined]
-        response = await client.request("GET", "/ready")
-        assert response.status == 503
-        assert payload(response)["reason"] == "draining"
-    finally:
-        await client.stop()
+        response = await client.get("/ready")
+        assert response.status_code == 503
+        assert response.json["reason"] == "draining"
 
 
 async def test_schema_is_openapi_with_a_valid_example() -> None:
     async with serving(weather.tool) as client:
-        document = payload(await client.request("GET", "/schema"))
+        document = (await client.get("/schema")).json
         example = document["paths"]["/api/execute"]["post"]["requestBody"]["content"][
             "application/json"
         ]["example"]
-        response = await execute(client, example)
+        response = await client.post("/api/execute", json=example)
     assert document["openapi"] == "3.1.0"
     assert document["x-tool-metadata"]["name"] == "weather-lookup"
     assert document["components"]["schemas"]["Input"]["required"] == ["city"]
-    assert response.status == 200
+    assert response.status_code == 200
 
 
 async def test_metrics_count_requests_and_errors() -> None:
@@ -445,9 +431,9 @@ async def test_metrics_count_requests_and_errors() -> None:
     )
     async with serving(tool) as client:
         for _ in range(3):
-            await execute(client, {"input_data": {"q": "a"}})
-        await execute(client, {"input_data": {}})
-        metrics = payload(await client.request("GET", "/metrics"))
+            await client.execute({"q": "a"})
+        await client.execute({})
+        metrics = (await client.get("/metrics")).json
     assert metrics["requests"]["total"] == 4
     assert metrics["errors"]["by_code"] == {"VALIDATION_ERROR": 1}
     assert metrics["resources"]["memory_usage_bytes"] > 0
@@ -456,78 +442,72 @@ async def test_metrics_count_requests_and_errors() -> None:
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
-        ([], 401),
-        ([("x-api-key", "wrong")], 401),
-        ([("authorization", "Bearer wrong")], 401),
-        ([("authorization", "Basic c2VjcmV0LWtleS0x")], 401),
-        ([("x-api-key", "secret-key-1")], 200),
-        ([("x-api-key", "secret-key-2")], 200),
-        ([("authorization", "Bearer secret-key-1")], 200),
-        ([("authorization", "bearer secret-key-2")], 200),
+        ({}, 401),
+        ({"x-api-key": "wrong"}, 401),
+        ({"authorization": "Bearer wrong"}, 401),
+        ({"authorization": "Basic c2VjcmV0LWtleS0x"}, 401),
+        ({"x-api-key": "secret-key-1"}, 200),
+        ({"x-api-key": "secret-key-2"}, 200),
+        ({"authorization": "Bearer secret-key-1"}, 200),
+        ({"authorization": "bearer secret-key-2"}, 200),
     ],
 )
-async def test_api_key_auth(headers: list[tuple[str, str]], status: int) -> None:
+async def test_api_key_auth(headers: dict[str, str], status: int) -> None:
     async with serving(weather.tool, api_keys=("secret-key-1", "secret-key-2")) as client:
-        response = await execute(client, {"input_data": {"city": "Kyiv"}}, [*JSON, *headers])
-        probe = await client.request("GET", "/health")
-        ready = await client.request("GET", "/ready")
-        metrics = await client.request("GET", "/metrics", headers=headers)
-    assert response.status == status
-    assert probe.status == ready.status == 200
-    assert metrics.status == status
+        response = await client.execute({"city": "Kyiv"}, headers=headers)
+        probe = await client.get("/health")
+        ready = await client.get("/ready")
+        metrics = await client.get("/metrics", headers=headers)
+    assert response.status_code == status
+    assert probe.status_code == ready.status_code == 200
+    assert metrics.status_code == status
     if status == 401:
-        assert payload(response)["error_code"] == "AUTHENTICATION_REQUIRED"
-        assert "secret-key" not in response.body.decode()
+        assert response.error_code == "AUTHENTICATION_REQUIRED"
+        assert "secret-key" not in response.text
 
 
 async def test_rate_limit_rejects_past_the_limit_with_headers() -> None:
     async with serving(weather.tool, rate_limit="3/minute") as client:
-        responses = [await execute(client, {"input_data": {"city": "Quito"}}) for _ in range(5)]
-    assert [r.status for r in responses] == [200, 200, 200, 429, 429]
-    assert [r.headers["x-ratelimit-remaining"] for r in responses[:3]] == ["2", "1", "0"]
+        responses = [await client.execute({"city": "Quito"}) for _ in range(5)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in responses[:3]] == ["2", "1", "0"]
     refused = responses[3]
-    assert refused.headers["x-ratelimit-limit"] == "3"
-    assert int(refused.headers["retry-after"]) >= 1
-    assert payload(refused)["error_code"] == "RATE_LIMIT_EXCEEDED"
-    assert payload(refused)["retryable"] is True
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.error_code == "RATE_LIMIT_EXCEEDED"
+    assert refused.json["retryable"] is True
 
 
 async def test_rate_limit_is_per_api_key_when_auth_is_on() -> None:
     async with serving(weather.tool, rate_limit="1/minute", api_keys=("k-one", "k-two")) as client:
-        first = await execute(
-            client, {"input_data": {"city": "A"}}, [*JSON, ("x-api-key", "k-one")]
-        )
-        second = await execute(
-            client, {"input_data": {"city": "A"}}, [*JSON, ("x-api-key", "k-two")]
-        )
-        again = await execute(
-            client, {"input_data": {"city": "A"}}, [*JSON, ("x-api-key", "k-one")]
-        )
-    assert (first.status, second.status, again.status) == (200, 200, 429)
+        first = await client.execute({"city": "A"}, headers={"x-api-key": "k-one"})
+        second = await client.execute({"city": "A"}, headers={"x-api-key": "k-two"})
+        again = await client.execute({"city": "A"}, headers={"x-api-key": "k-one"})
+    assert (first.status_code, second.status_code, again.status_code) == (200, 200, 429)
 
 
 async def test_config_from_the_request_and_missing_required_config() -> None:
     async with serving(secrets.tool) as client:
-        ok = await execute(client, {"input_data": {"q": "x"}, "config": {"api_key": "k" * 12}})
-        missing = await execute(client, {"input_data": {"q": "x"}})
-        short = await execute(client, {"input_data": {"q": "x"}, "config": {"api_key": "Zq9&x"}})
-    assert payload(ok)["output_data"] == {
+        ok = await client.execute({"q": "x"}, {"api_key": "k" * 12})
+        missing = await client.execute({"q": "x"})
+        short = await client.execute({"q": "x"}, {"api_key": "Zq9&x"})
+    assert ok.output_data == {
         "endpoint": "https://api.example.com/",
         "key_length": 12,
         "q": "x",
     }
-    assert missing.status == 400
-    assert payload(missing)["error_code"] == "CONFIGURATION_ERROR"
-    assert "api_key" in payload(missing)["error_message"]
-    assert short.status == 400
-    assert "Zq9&x" not in short.body.decode()
+    assert missing.status_code == 400
+    assert missing.error_code == "CONFIGURATION_ERROR"
+    assert "api_key" in (missing.error_message or "")
+    assert short.status_code == 400
+    assert "Zq9&x" not in short.text
 
 
 async def test_gzip_compression_when_enabled() -> None:
     async with serving(weather.tool, compression=True) as client:
-        response = await client.request("GET", "/schema", headers=[("accept-encoding", "gzip")])
-    assert response.headers["content-encoding"] == "gzip"
-    assert json.loads(gzip.decompress(response.body))["openapi"] == "3.1.0"
+        response = await client.get("/schema", headers={"accept-encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.content))["openapi"] == "3.1.0"
 
 
 async def test_cors_when_enabled() -> None:
@@ -535,28 +515,141 @@ async def test_cors_when_enabled() -> None:
         preflight = await client.request(
             "OPTIONS",
             "/api/execute",
-            headers=[
-                ("origin", "https://app.example"),
-                ("access-control-request-method", "POST"),
-            ],
+            headers={
+                "origin": "https://app.example",
+                "access-control-request-method": "POST",
+            },
         )
-    assert preflight.status == 200
-    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
 
 
 async def test_startup_fails_on_a_bad_server_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AI_SPINE_CONFIG_ENDPOINT", "not a url")
-    client = InProcessApp(create_app(secrets.tool, ServerSettings()))
+    client = AsyncToolTestClient(secrets.tool, ServerSettings())
     with pytest.raises(RuntimeError, match="AI_SPINE_CONFIG_ENDPOINT"):
-        await client.start()
+        await client.__aenter__()
 
 
 async def test_concurrent_executions_run_in_parallel() -> None:
     async with serving(slow.tool) as client:
         started = asyncio.get_running_loop().time()
-        responses = await asyncio.gather(
-            *(execute(client, {"input_data": {"seconds": 0.2}}) for _ in range(20))
-        )
+        responses = await asyncio.gather(*(client.execute({"seconds": 0.2}) for _ in range(20)))
         took = asyncio.get_running_loop().time() - started
-    assert all(r.status == 200 for r in responses)
+    assert all(r.status_code == 200 for r in responses)
     assert took < 2.0  # 20 x 0.2 s run together, not one after another
+
+
+# -- deadlines and overload protection -------------------------------------------------------------
+
+finished = {"finally": 0, "thread_done": 0}
+
+
+async def _sleeps_past_its_deadline(input: dict[str, Any]) -> Any:
+    try:
+        await asyncio.sleep(5)
+    finally:
+        finished["finally"] += 1
+
+
+def _sleeps_in_a_thread(input: dict[str, Any]) -> Any:
+    import time
+
+    time.sleep(0.3)
+    finished["thread_done"] += 1
+    return {}
+
+
+@pytest.mark.parametrize("deadline_ms", [50, 200])
+async def test_deadline_answers_408_in_time_and_cancels_the_task(deadline_ms: int) -> None:
+    tool = create_tool(
+        metadata={"name": "sleeper", "version": "1.0.0", "description": "d", "capabilities": ["x"]},
+        execute=_sleeps_past_its_deadline,
+        timeout_ms=deadline_ms,
+    )
+    before = finished["finally"]
+    async with serving(tool) as client:
+        started = asyncio.get_running_loop().time()
+        response = await client.execute({})
+        took_ms = (asyncio.get_running_loop().time() - started) * 1000
+    assert response.status_code == 408
+    assert response.error_code == "TIMEOUT_ERROR"
+    assert response.json["error_details"] == {"timeout_ms": deadline_ms}
+    assert deadline_ms <= took_ms < deadline_ms + 100
+    assert finished["finally"] == before + 1  # the task was cancelled: its finally block ran
+
+
+async def test_a_sync_execute_times_out_but_its_thread_runs_on() -> None:
+    tool = create_tool(
+        metadata={"name": "blocks", "version": "1.0.0", "description": "d", "capabilities": ["x"]},
+        execute=_sleeps_in_a_thread,
+        timeout_ms=50,
+    )
+    before = finished["thread_done"]
+    async with serving(tool) as client:
+        response = await client.execute({})
+        assert response.status_code == 408
+        assert finished["thread_done"] == before  # answered before the thread finished
+        await asyncio.sleep(0.4)
+    assert finished["thread_done"] == before + 1  # threads cannot be cancelled (see README)
+
+
+async def test_ten_times_the_limit_at_once_sheds_the_excess_with_503() -> None:
+    limit = 10
+    async with serving(slow.tool, max_concurrent_executions=limit, queue_size=0) as client:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        async def timed() -> tuple[ToolResponse, float]:
+            response = await client.execute({"seconds": 0.3})
+            return response, loop.time() - started
+
+        outcomes = await asyncio.gather(*(timed() for _ in range(limit * 10)))
+        health = (await client.get("/health")).json
+    ok = [r for r, _ in outcomes if r.status_code == 200]
+    shed = [(r, t) for r, t in outcomes if r.status_code == 503]
+    assert len(ok) == limit
+    assert len(shed) == limit * 9
+    assert all(t < 0.1 for _, t in shed)  # refused at once, not after waiting for a slot
+    response = shed[0][0]
+    assert response.error_code == "OVERLOADED"
+    assert response.json["retryable"] is True
+    assert response.json["retry_after_ms"] == 1000
+    assert response.headers["retry-after"] == "1"
+    assert health["requests"]["rejected_overloaded"] == limit * 9
+    assert health["requests"]["in_flight"] == 0
+    assert slow.tool.get_metrics().concurrency == {
+        "in_flight": 0,
+        "limit": limit,
+        "queued": 0,
+        "queue_size": 0,
+        "rejected": limit * 9,
+    }
+
+
+@pytest.mark.parametrize(
+    ("requests", "queue_size", "queue_timeout_ms", "ok"),
+    [
+        (4, 2, 2000, 4),  # two run, two wait their turn
+        (6, 2, 2000, 4),  # the queue holds two: the other two are refused at once
+        (4, 2, 10, 2),  # the waiters give up after 10 ms
+    ],
+)
+async def test_a_short_bounded_queue_absorbs_bursts(
+    requests: int, queue_size: int, queue_timeout_ms: int, ok: int
+) -> None:
+    async with serving(
+        slow.tool,
+        max_concurrent_executions=2,
+        queue_size=queue_size,
+        queue_timeout_ms=queue_timeout_ms,
+    ) as client:
+        responses = await asyncio.gather(
+            *(client.execute({"seconds": 0.1}) for _ in range(requests))
+        )
+        concurrency = slow.tool.get_metrics().concurrency
+    assert sum(r.status_code == 200 for r in responses) == ok
+    assert sum(r.error_code == "OVERLOADED" for r in responses) == requests - ok
+    assert concurrency is not None
+    assert concurrency["in_flight"] == 0
+    assert concurrency["queued"] == 0

@@ -94,6 +94,22 @@ def test_validation_error_lists_every_issue_and_summarises() -> None:
     assert error.details == {"errors": [issue.to_dict() for issue in issues]}
 
 
+@pytest.mark.parametrize(
+    ("count", "dropped", "message"),
+    [
+        (0, 0, "Invalid input"),
+        (0, 3, "Invalid input: 3 fields are invalid (none shown)"),
+        (0, 1, "Invalid input: 1 field is invalid (none shown)"),
+        (2, 1, "Invalid input: 3 fields are invalid: 'f0' is bad; 'f1' is bad; and 1 more"),
+    ],
+)
+def test_validation_error_message_counts_what_it_was_given(
+    count: int, dropped: int, message: str
+) -> None:
+    issues = [ValidationIssue(f"f{i}", "type", f"'f{i}' is bad") for i in range(count)]
+    assert ValidationError(issues, dropped=dropped).message == message
+
+
 def test_validation_error_with_one_issue_uses_its_message() -> None:
     error = ValidationError([ValidationIssue("city", "required", "'city' is required")])
     assert error.message == "Invalid input: 'city' is required"

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from _validation import accepted, field_accepts, field_rejects, rejected, schema_of
+from _validation import accepted, fast_only, field_accepts, field_rejects, rejected, schema_of
 from ai_spine_tools import (
     ToolDefinitionError,
     api_key_field,
@@ -31,6 +33,7 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
+from ai_spine_tools._patterns import _compile_re2
 from ai_spine_tools.fields import (
     ArrayField,
     EnumField,
@@ -39,6 +42,14 @@ from ai_spine_tools.fields import (
     ObjectField,
     StringField,
     as_field,
+)
+from ai_spine_tools.fields._text import (
+    _EMAIL,
+    _FORMATS,
+    _common_url,
+    _is_email,
+    _is_uri,
+    _is_uri_reference,
 )
 
 UTC = dt.UTC
@@ -383,6 +394,7 @@ def test_required_field_rejects_absent_and_null(field: Field) -> None:
     schema = schema_of({"value": required})
     assert rejected(schema, {}) == [("value", "required")]
     assert rejected(schema, {"value": None}) == [("value", "required")]
+    assert fast_only(schema, {"value": None}) is None  # msgspec refuses it; the walker names it
 
 
 @pytest.mark.parametrize("field", FIELDS_WITHOUT_DEFAULT, ids=lambda f: type(f).__name__)
@@ -390,6 +402,7 @@ def test_optional_field_without_default_reads_absent_and_null_as_none(field: Fie
     schema = schema_of({"value": field})
     assert accepted(schema, {}) == {"value": None}
     assert accepted(schema, {"value": None}) == {"value": None}
+    assert fast_only(schema, {"value": None}) == {"value": None}  # no detour through the walker
 
 
 def _options(field: Field) -> dict[str, Any]:
@@ -428,6 +441,7 @@ def test_default_applies_when_absent_or_null(field: Field, expected: Any) -> Non
         out = accepted(schema, sent)["value"]
         assert out == expected
         assert type(out) is type(expected)
+        assert fast_only(schema, sent) == {"value": expected}  # null too, on the fast path
 
 
 def test_sent_value_wins_over_default() -> None:
@@ -513,6 +527,194 @@ def test_nested_object_applies_nested_defaults() -> None:
     )
     assert accepted(schema, {"opts": {}}) == {"opts": {"units": "c", "n": None}}
     assert accepted(schema, {"opts": {"units": None, "n": 2}}) == {"opts": {"units": "c", "n": 2}}
+    assert fast_only(schema, {"opts": {"units": None}}) == {"opts": {"units": "c", "n": None}}
+
+
+def test_objects_in_arrays_apply_their_defaults_to_nulls_on_the_fast_path() -> None:
+    item = object_field({"qty": integer_field(default=1), "note": string_field(pattern="^[a-z]")})
+    schema = schema_of({"items": array_field(item), "more": object_field({"inner": item})})
+    sent = {"items": [{"qty": None}, {"qty": 3, "note": None}], "more": {"inner": {"qty": None}}}
+    expected = {
+        "items": [{"qty": 1, "note": None}, {"qty": 3, "note": None}],
+        "more": {"inner": {"qty": 1, "note": None}},
+    }
+    assert accepted(schema, sent) == expected
+    assert fast_only(schema, sent) == expected
+    assert rejected(schema, {"items": [{"qty": None, "note": "X"}]}) == [
+        ("items[0].note", "pattern")
+    ]
+
+
+# -- URL and email formats: the fast checks agree with their definitions ------------------------
+
+# Decided by the one-match fast test (the common shape), and valid by urlsplit too.
+COMMON_URLS = [
+    "https://example.com",
+    "https://example.com/ada",
+    "HTTP://EXAMPLE.com/Path?q=1#frag",
+    "http://localhost:8080/path?q=1",
+    "http://a:0",
+    "http://a:65535/",
+    "http://a:00080/x",
+    "http://127.0.0.1:5000/",
+    "http://a.b-c_d~e%41!$&'()*+,;=/",
+    "https://example.com/é?ü=1#ß",
+    "https://example.com?",
+    "https://example.com#",
+    "http://a/[x]@y:z",
+    "https://.",
+]
+# Valid by urlsplit, outside the common shape: decided by urlsplit itself.
+UNCOMMON_URLS = [
+    "http://user:pass@example.com/",
+    "http://[::1]:8080/",
+    "http://[v1.x]/",
+    "http://a:/",
+    "http://a:000080/",
+    "http://bücher.example/",
+    "\x00http://example.com",
+]
+INVALID_URLS = [
+    "",
+    "example.com",
+    "//example.com/x",
+    "ftp://example.com",
+    "javascript:alert(1)",
+    "mailto:a@example.com",
+    "http://",
+    "http:///path",
+    "http://a:65536/",
+    "http://a:99999",
+    "http://a:12x",
+    "http://a:-1",
+    "http://exa mple.com",
+    "http://a/b c",
+    "http://a/\t",
+    "http://a\n",
+    " http://a",
+    "http://[::1/",
+    "http://[vz.x]/",
+    "http://[1.2.3.4]/",
+    "http\u017f://a",
+    "https\u0130://a",
+    "ht tp://a",
+    "1http://a",
+]
+
+
+@pytest.mark.parametrize("text", COMMON_URLS)
+def test_common_urls_pass_the_fast_test_and_urlsplit(text: str) -> None:
+    fast = _common_url(("http", "https"))
+    assert fast is not None
+    assert fast(text) is not None
+    assert _is_uri_reference(text)
+    assert _is_uri(text)
+
+
+@pytest.mark.parametrize("text", UNCOMMON_URLS)
+def test_uncommon_valid_urls_fail_the_fast_test_and_pass_urlsplit(text: str) -> None:
+    fast = _common_url(("http", "https"))
+    assert fast is not None
+    assert fast(text) is None
+    assert _is_uri_reference(text)
+    assert _is_uri(text)
+    assert field_accepts(string_field(format="url"), text) == text
+
+
+@pytest.mark.parametrize("text", INVALID_URLS)
+def test_invalid_urls_fail_the_fast_test_and_urlsplit(text: str) -> None:
+    fast = _common_url(("http", "https"))
+    assert fast is not None
+    assert fast(text) is None
+    assert not _is_uri_reference(text)
+    assert not _is_uri(text)
+
+
+URL_SCHEMES = st.sampled_from(
+    [("http", "https"), ("ftp",), ("git+ssh", "a.b-c"), ("HTTP",), ("",), ("h:x",), ("\u017f",)]
+)
+URLISH = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["", " ", "\x00", "\t"]),
+        st.sampled_from(["http", "HTTPS", "ftp", "git+ssh", "a.b-c", "h", "ht tp", "1x", "\u017f"]),
+        st.sampled_from(["://", ":/", ":", "//", "", ":///", ":\t//"]),
+        st.sampled_from(["", "u@", "u:p@", "@"]),
+        st.text(alphabet="aZ09.-_~%!$:[]@ \t\n\x00\x7f\xe9\u212a/?#", max_size=10),
+        st.sampled_from(["", ":80", ":65535", ":65536", ":0", ":00080", ":", ":x", ":123456"]),
+        st.text(alphabet="/?#a \t\n[]@:\xe9\ud800", max_size=8),
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(text=URLISH | st.text(max_size=40), schemes=URL_SCHEMES)
+def test_url_check_agrees_with_urlsplit(text: str, schemes: tuple[str, ...]) -> None:
+    fast = _common_url(schemes)
+    if fast is not None and fast(text) is not None:
+        assert _is_uri_reference(text, schemes)
+    assert _is_uri(text, schemes) == _is_uri_reference(text, schemes)
+
+
+_EMAIL_BEFORE = _compile_re2(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+def _email_before(text: str) -> bool:
+    """The email check as it was on RE2, the definition the stdlib one must keep."""
+    local, _, domain = text.rpartition("@")
+    return (
+        len(local) <= 64
+        and len(text) <= 254
+        and _EMAIL_BEFORE.search(text) is not None
+        and bool(domain)
+    )
+
+
+LABEL = st.text(alphabet="aZ09-", min_size=0, max_size=66)
+EMAILISH = st.builds(
+    lambda local, at, labels, end: local + at + ".".join(labels) + end,
+    st.text(alphabet="a.+_-!~@\xe9 ", max_size=70),
+    st.sampled_from(["@", "", "@@"]),
+    st.lists(LABEL, max_size=5),
+    st.sampled_from(["", "\n", ".", " ", "-"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(EMAILISH | st.emails() | st.text(max_size=30))
+def test_email_check_agrees_with_its_re2_definition(text: str) -> None:
+    assert _is_email(text) == _email_before(text)
+    assert (_EMAIL.fullmatch(text) is not None) == _email_before(text) or len(text) > 254
+
+
+@pytest.mark.parametrize(
+    "text", ["a@b.co\n", "a@b.co\n\n", "\na@b.co", "a" * 64 + "@b.co", "a@" + "b" * 63 + ".co"]
+)
+def test_email_check_keeps_re2_line_ends_and_limits(text: str) -> None:
+    assert _is_email(text) == _email_before(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000,
+        "a@" + "a" * 100_000,
+        "a@" + "a." * 50_000 + "!",
+        "a@" + ("a" * 63 + ".") * 1500 + "-",
+        "http://" + "a" * 100_000 + " ",
+        "http://a:" + "1" * 100_000,
+        "http://a/" + "b" * 100_000 + " ",
+        "h" * 100_000 + "://",
+    ],
+)
+def test_format_checks_finish_on_hostile_text(text: str) -> None:
+    # No timing assert: a backtracking blow-up would hang here; these finish in milliseconds.
+    assert not _is_email(text)
+    assert not _FORMATS["hostname"](text)
+    assert not _is_uri(text)
 
 
 # -- messages -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ HEAVY = [
     "uvicorn",
     "redis",
     "asyncpg",
+    "tenacity",
     "click",
     "httpx",
     "prometheus_client",

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _validation import Outcome, accepted, outcome, rejected, run_both, schema_of
+from _validation import Outcome, accepted, fast_only, outcome, rejected, run_both, schema_of
 from ai_spine_tools import (
     InvalidJSONError,
     ToolError,
@@ -89,6 +89,17 @@ def test_five_bad_fields_give_five_issues_and_one_summary() -> None:
     assert error.message.startswith("Invalid input: 5 fields are invalid: ")
     assert error.code == "VALIDATION_ERROR"
     assert error.status == 400
+
+
+def test_null_for_every_optional_field_stays_on_the_fast_path() -> None:
+    sent = {"city": "Madrid", **{key: None for key, field in RICH.items() if not field.required}}
+    out = accepted(RICH_SCHEMA, sent)
+    assert fast_only(RICH_SCHEMA, sent) == out
+    assert (out["flag"], out["units"], out["code"]) == (False, "c", None)
+
+
+def test_null_for_a_required_field_is_still_required() -> None:
+    assert rejected(RICH_SCHEMA, {"city": None}) == [("city", "required")]
 
 
 def test_an_input_that_is_not_an_object_is_one_type_issue() -> None:

@@ -6,10 +6,14 @@ Declare a tool with ``create_tool`` (or ``@tool``) and field builders; run it in
 
 from __future__ import annotations
 
+from ai_spine_tools._auth import sign_request
+from ai_spine_tools._batch import map_concurrent
+from ai_spine_tools._breaker import CircuitBreaker
 from ai_spine_tools._context import SecurityContext, ToolContext
 from ai_spine_tools._decorator import tool
 from ai_spine_tools._metadata import ToolMetadata
 from ai_spine_tools._result import ToolResult
+from ai_spine_tools._retry import retry
 from ai_spine_tools._tool import Tool, create_tool
 from ai_spine_tools.exceptions import (
     AuthenticationError,
@@ -54,6 +58,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "CircuitBreaker",
     "CircuitOpenError",
     "ConfigurationError",
     "EndpointNotFoundError",
@@ -87,9 +92,12 @@ __all__ = [
     "file_field",
     "integer_field",
     "json_field",
+    "map_concurrent",
     "number_field",
     "object_field",
+    "retry",
     "secret_field",
+    "sign_request",
     "string_field",
     "time_field",
     "tool",

@@ -15,6 +15,7 @@ import logging
 import re
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import FrameType
@@ -23,21 +24,27 @@ from typing import Annotated, Any
 import msgspec
 
 from ai_spine_tools import __version__
-from ai_spine_tools._auth import APIKeyAuth
-from ai_spine_tools._context import SecurityContext, new_execution_id
+from ai_spine_tools._auth import APIKeyAuth, SignatureAuth, signature_headers
+from ai_spine_tools._context import SecurityContext, ToolContext, new_execution_id
+from ai_spine_tools._http import configure_http
+from ai_spine_tools._limits import JSONLimits, has_open_fields
 from ai_spine_tools._openapi import openapi_document
 from ai_spine_tools._ratelimit import RateLimiter
 from ai_spine_tools._schema import invalid_json
-from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
+from ai_spine_tools._streaming import ResultStream, wants_sse
 from ai_spine_tools._tool import DEFAULT_TIMEOUT_MS, Tool
+from ai_spine_tools.cache import RedisCache
 from ai_spine_tools.exceptions import (
     AuthenticationError,
     ConfigurationError,
     EndpointNotFoundError,
     ExecutionError,
     MethodNotAllowedError,
+    OverloadedError,
     PayloadTooLargeError,
     RateLimitError,
+    ServerConfigurationError,
     ToolError,
     UnsupportedContentTypeError,
     ValidationError,
@@ -60,6 +67,8 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
+    # JSON answers load nothing: the strictest policy. HTML pages get settings' page policy.
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 _HEALTH_CHECK_TIMEOUT_S = 5.0
 
@@ -82,6 +91,28 @@ class _Success(msgspec.Struct, omit_defaults=True):
     metadata: dict[str, Any] | None = None
 
 
+class _CacheBlock(msgspec.Struct):
+    hit: bool
+    key: str
+    age_ms: float
+
+
+class _CachedSuccess(msgspec.Struct, omit_defaults=True):
+    """The success envelope of a tool with result caching: ``_Success`` plus a ``cache`` block."""
+
+    execution_id: str
+    status: str
+    output_data: Any  # msgspec.Raw when the output was encoded once, as it was cached
+    execution_time_ms: float
+    timestamp: str
+    metadata: dict[str, Any] | None = None
+    cache: _CacheBlock | None = None
+
+
+_X_CACHE_HIT = (b"x-cache", b"HIT")
+_X_CACHE_MISS = (b"x-cache", b"MISS")
+
+
 class _DisconnectedError(Exception):
     """The client went away before sending its whole body."""
 
@@ -94,6 +125,7 @@ class Response:
     body: bytes
     headers: list[tuple[bytes, bytes]]
     content_type: bytes = _JSON
+    stream: ResultStream | None = None  # a streaming tool's records, sent after the headers
 
 
 class Request:
@@ -181,15 +213,43 @@ class ToolApp:
     def __init__(self, tool: Tool, settings: ServerSettings | None = None) -> None:
         self.tool = tool
         self.settings = settings or ServerSettings.from_env()
-        self.auth = APIKeyAuth(self.settings.api_keys) if self.settings.api_keys else None
-        self.limiter = RateLimiter(self.settings.rate_limit) if self.settings.rate_limit else None
+        self.auth = (
+            APIKeyAuth(self.settings.api_keys, key_file=self.settings.api_keys_file)
+            if self.settings.api_keys or self.settings.api_keys_file
+            else None
+        )
+        self.signatures = (
+            SignatureAuth(
+                self.settings.signing_secrets,
+                secrets_file=self.settings.signing_secrets_file,
+                tolerance_s=self.settings.signature_tolerance_s,
+            )
+            if self.settings.signing_secrets or self.settings.signing_secrets_file
+            else None
+        )
+        self.auth_on = self.auth is not None or self.signatures is not None
+        self.auth_rejected = 0  # requests refused with 401
+        self.requests_by_key: dict[str, int] = {}  # by key id, never by key
+        self.redis = _shared_cache(self.settings)
+        tool.cache.use_defaults(self.settings.cache_ttl_s)
+        tool.cache.use_shared(self.redis)
+        self.results = tool.cache if tool.cache.enabled else None
+        self.limiter = (
+            RateLimiter(self.settings.rate_limit, redis=self.redis)
+            if self.settings.rate_limit
+            else None
+        )
         self._limit_by_key = (
-            self.settings.rate_limit_by or ("key" if self.auth else "ip")
+            self.settings.rate_limit_by or ("key" if self.auth_on else "ip")
         ) == "key"
         self.timeout_ms = tool.timeout_ms or self.settings.request_timeout_ms or DEFAULT_TIMEOUT_MS
         self.draining = False
         self._wrapped_signals: list[tuple[int, Any, Any]] = []
         self.in_flight = 0
+        self.max_in_flight = self.settings.max_concurrent_executions
+        self.overloaded = 0  # executions refused with 503 OVERLOADED
+        self._waiters: deque[asyncio.Future[None]] = deque()  # the bounded queue for a slot
+        tool.metrics.concurrency = self.concurrency
         self.started_at = time.monotonic()
 
         self._version = tool.version.encode()
@@ -204,7 +264,16 @@ class ToolApp:
             "/metrics": {"GET": self.metrics},
             "/": {"GET": self.info},
         }
-        self._protected = {"/api/execute", "/metrics", "/schema"}
+        self._protected = {"/api/execute", *PUBLIC_ROUTE_CHOICES} - set(self.settings.public_routes)
+        self._limits = JSONLimits(
+            max_depth=self.settings.max_json_depth, max_items=self.settings.max_json_items
+        )
+        self._open_input = has_open_fields(tool.input_schema.fields)
+        self._page_headers = [
+            *_SECURITY_HEADERS[:-1],
+            (b"content-security-policy", self.settings.content_security_policy.encode()),
+        ]
+        self._log_requests = logger.isEnabledFor(logging.DEBUG)
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -238,8 +307,8 @@ class ToolApp:
                     return
                 request.extra_headers.append((b"allow", allow.encode()))
                 raise MethodNotAllowedError(f"{method} is not allowed on {path}; use {allow}")
-            if self.auth is not None and path in self._protected:
-                self._authenticate(request)
+            if self.auth_on and path in self._protected:
+                self._authenticate(request, path)
             response = await handler(request)
         except _DisconnectedError:
             return
@@ -258,10 +327,25 @@ class ToolApp:
             (b"x-request-id", request.request_id or new_execution_id().encode()),
             (b"x-response-time", f"{elapsed_ms:.3f}ms".encode()),
             (b"x-tool-version", self._version),
-            *_SECURITY_HEADERS,
+            *(
+                _SECURITY_HEADERS
+                if response.content_type is _JSON
+                or not response.content_type.startswith(b"text/html")
+                else self._page_headers
+            ),
             *request.extra_headers,
             *response.headers,
         ]
+        stream = response.stream
+        if stream is not None:
+            del headers[1]  # no content-length: the body goes out as it is produced
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+            except BaseException:
+                await stream.abort()
+                raise
+            await stream.send(send, request.receive)
+            return
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else response.body})
 
@@ -269,6 +353,7 @@ class ToolApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                configure_http(max_connections=self.settings.max_connections)
                 try:
                     await self.tool.start()
                 except Exception as exc:
@@ -277,6 +362,7 @@ class ToolApp:
                     return
                 self.started_at = time.monotonic()
                 self._watch_shutdown_signals()
+                self._log_requests = logger.isEnabledFor(logging.DEBUG)  # logging is set up now
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True
@@ -285,6 +371,10 @@ class ToolApp:
                     await self.tool.stop()
                 except Exception:
                     logger.exception("cleanup of tool %s failed", self.tool.name)
+                if self.redis is not None:
+                    if self.tool.cache.store is not self.tool.cache.memory:
+                        self.tool.cache.use_shared(None)
+                    await self.redis.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -319,13 +409,26 @@ class ToolApp:
         """``POST /api/execute``: validate, run the tool, and answer with the result envelope."""
         execution_id: str | None = None
         code: str | None = None
-        self.in_flight += 1
+        streaming = False
+        # The overload step: one comparison while under the limit; past it, a short bounded wait.
+        if self.in_flight < self.max_in_flight:
+            self.in_flight += 1
+        elif not await self._wait_for_slot():
+            return self._overloaded(request)
         try:
             self._check_content_type(request)
             if self.limiter is not None:
                 await self._rate_limit(request)
             body = await request.body(self.settings.max_body_bytes)
+            if self.signatures is not None:
+                self._verify_signature(request, body)
+            if len(body) > self._limits.scan_above:  # only so long a body can hold too many items
+                self._limits.scan(body)
+            elif self._open_input:
+                self._limits.check_depth(body)
             envelope = self._decode_envelope(body)
+            if (envelope.config or envelope.metadata) and len(body) <= self._limits.scan_above:
+                self._limits.check_depth(body)  # open parts: only they can nest to any depth
             execution_id = envelope.execution_id
             if execution_id is None:
                 execution_id = new_execution_id()
@@ -341,7 +444,160 @@ class ToolApp:
                 raw_input = msgspec.Raw(b"{}")
             values = tool.input_schema.decode_json(raw_input)
             config = tool.config.for_request(envelope.config)
-            context = tool.new_context(
+            if tool.streams:
+                response = await self._stream(request, execution_id, envelope, values, config)
+                streaming = True  # the stream frees the slot and records metrics when it ends
+            elif self.results is not None:
+                response = await self._cached(request, execution_id, envelope, values, config)
+            else:
+                context = tool.new_context(
+                    execution_id=execution_id,
+                    request_id=None if request.request_id is None else request.request_id.decode(),
+                    metadata=envelope.metadata,
+                    timeout_ms=self.timeout_ms,
+                    debug=self.settings.debug,
+                    security=self._security(request),
+                )
+                begun = time.perf_counter()
+                result = await tool.invoke(values, config, context)
+                took_ms = (time.perf_counter() - begun) * 1000.0
+                if result.failure is not None:
+                    raise result.failure
+                response = self._success(execution_id, result.data, result.metadata, took_ms)
+        except ToolError as exc:
+            code = exc.code
+            response = self._error(request, exc, execution_id=execution_id, errors_as_200=True)
+        finally:
+            if not streaming:
+                if self._waiters:
+                    self._hand_over()
+                else:
+                    self.in_flight -= 1
+                self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
+            if self._log_requests:  # AI_SPINE_LOG_LEVEL=debug: one line per execution
+                logger.debug(
+                    "execute %s by %s: %s",
+                    execution_id,
+                    request.scope.get("ai_spine.key_id") or request.client_ip,
+                    code or "ok",
+                )
+        return response
+
+    async def _wait_for_slot(self) -> bool:
+        """Wait (``queue_timeout_ms`` at most, behind at most ``queue_size`` others) for a
+        finishing execution to hand over its slot; False when the queue is full or time is up."""
+        settings = self.settings
+        if len(self._waiters) >= settings.queue_size or settings.queue_timeout_ms <= 0:
+            return False
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(slot)
+        try:
+            async with asyncio.timeout(settings.queue_timeout_ms / 1000.0):
+                await slot
+        except TimeoutError:
+            pass
+        except BaseException:
+            if slot.done() and not slot.cancelled():
+                self._free_slot()  # it was handed over just as we were cancelled
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(slot)
+        return slot.done() and not slot.cancelled()
+
+    def _hand_over(self) -> None:
+        """Give a freed slot to the longest waiter (``in_flight`` stays), else free it."""
+        waiters = self._waiters
+        while waiters:
+            slot = waiters.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                return
+        self.in_flight -= 1
+
+    def _free_slot(self) -> None:
+        if self._waiters:
+            self._hand_over()
+        else:
+            self.in_flight -= 1
+
+    def _overloaded(self, request: Request) -> Response:
+        self.overloaded += 1
+        limit = self.max_in_flight
+        exc = OverloadedError(
+            f"The server is already running its limit of {limit} executions; retry shortly",
+            retry_after_ms=1000,
+            details={"max_concurrent_executions": limit, "queue_size": self.settings.queue_size},
+        )
+        self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, exc.code)
+        return self._error(request, exc, errors_as_200=True)
+
+    def concurrency(self) -> dict[str, Any]:
+        """Executions running and waiting against the limit, and how many were refused."""
+        return {
+            "in_flight": self.in_flight,
+            "limit": self.max_in_flight,
+            "queued": len(self._waiters),
+            "queue_size": self.settings.queue_size,
+            "rejected": self.overloaded,
+        }
+
+    async def _stream(
+        self,
+        request: Request,
+        execution_id: str,
+        envelope: _Envelope,
+        values: dict[str, Any],
+        config: dict[str, Any],
+    ) -> Response:
+        """The streaming step: run the tool's generator up to its first item, then answer
+        with a body that sends each record as it comes (see ``_streaming``)."""
+        tool = self.tool
+        context = tool.new_context(
+            execution_id=execution_id,
+            request_id=None if request.request_id is None else request.request_id.decode(),
+            metadata=envelope.metadata,
+            timeout_ms=self.timeout_ms,
+            debug=self.settings.debug,
+            security=self._security(request),
+        )
+
+        def finish(code: str | None) -> None:
+            self._free_slot()
+            self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
+
+        stream = ResultStream(
+            tool.open_stream(values, config, context),
+            execution_id=execution_id,
+            deadline=context.deadline,
+            timeout_ms=context.timeout_ms,
+            sse=wants_sse(request.scope["headers"]),
+            debug=self.settings.debug,
+            tool_name=tool.name,
+            finish=finish,
+            now=_now_iso,
+        )
+        await stream.start()
+        headers = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        return Response(200, b"", headers, content_type=stream.content_type, stream=stream)
+
+    async def _cached(
+        self,
+        request: Request,
+        execution_id: str,
+        envelope: _Envelope,
+        values: dict[str, Any],
+        config: dict[str, Any],
+    ) -> Response:
+        """The cache step: answer from the result cache, or run the tool once and cache it.
+
+        The context is only made when the tool runs: a hit skips it.
+        """
+        assert self.results is not None
+        flags = self.results.flags_for(config, request.scope["headers"], envelope.metadata)
+
+        def context() -> ToolContext:
+            made = self.tool.new_context(
                 execution_id=execution_id,
                 request_id=None if request.request_id is None else request.request_id.decode(),
                 metadata=envelope.metadata,
@@ -349,19 +605,32 @@ class ToolApp:
                 debug=self.settings.debug,
                 security=self._security(request),
             )
-            begun = time.perf_counter()
-            result = await tool.invoke(values, config, context)
+            if flags is not None:
+                made.flags = flags
+            return made
+
+        begun = time.perf_counter()
+        if flags is None:  # the request's cache_enabled config field turned it off
+            result = await self.tool.invoke(values, config, context())
             took_ms = (time.perf_counter() - begun) * 1000.0
             if result.failure is not None:
                 raise result.failure
-            response = self._success(execution_id, result.data, result.metadata, took_ms)
-        except ToolError as exc:
-            code = exc.code
-            response = self._error(request, exc, execution_id=execution_id, errors_as_200=True)
-        finally:
-            self.in_flight -= 1
-            self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
-        return response
+            return self._success(execution_id, result.data, result.metadata, took_ms)
+        outcome = await self.results.fetch(values, config, context, flags)
+        took_ms = (time.perf_counter() - begun) * 1000.0
+        if outcome.failure is not None:
+            raise outcome.failure
+        answer = _CachedSuccess(
+            execution_id=execution_id,
+            status="success",
+            output_data=outcome.output,
+            execution_time_ms=round(took_ms, 3),
+            timestamp=_now_iso(),
+            metadata=outcome.metadata,
+            cache=_CacheBlock(outcome.hit, outcome.key, outcome.age_ms),
+        )
+        header = _X_CACHE_HIT if outcome.hit else _X_CACHE_MISS
+        return Response(200, self._encoder.encode(answer), [header])
 
     def _check_content_type(self, request: Request) -> None:
         content_type = request.content_type
@@ -374,16 +643,69 @@ class ToolApp:
                 f"got {_clip(media.decode('latin-1'))}"
             )
 
-    def _authenticate(self, request: Request) -> str:
-        assert self.auth is not None
-        key_id = self.auth.identify(request.api_key, request.authorization)
+    def _authenticate(self, request: Request, path: str) -> None:
+        """The authenticate step: a valid API key, or a request signature.
+
+        A signed POST has its timestamp checked here, before its body is read, and its signature
+        once the body is in (``_verify_signature``); other signed requests have no body.
+        """
+        key_id = (
+            None
+            if self.auth is None
+            else self.auth.identify(request.api_key, request.authorization)
+        )
+        if key_id is None and self.signatures is not None:
+            timestamp, signature = signature_headers(request.scope["headers"])
+            if signature is not None:
+                method = request.scope["method"]
+                try:
+                    if method == "POST":
+                        self.signatures.check_timestamp(timestamp)
+                        request.scope["ai_spine.signed"] = (timestamp, signature, path)
+                        return
+                    key_id = self.signatures.verify(timestamp, signature, method, path, b"")
+                except AuthenticationError as exc:
+                    raise self._refused(request, exc) from None
         if key_id is None:
-            request.extra_headers.append((b"www-authenticate", b'Bearer realm="ai-spine-tool"'))
-            raise AuthenticationError(
-                "A valid API key is required: send it as X-API-Key or Authorization: Bearer"
-            )
+            raise self._refused(request, AuthenticationError(self._auth_hint()))
+        self._admit(request, key_id)
+
+    def _verify_signature(self, request: Request, body: bytes) -> None:
+        signed = request.scope.get("ai_spine.signed")
+        if signed is None or self.signatures is None:
+            return
+        timestamp, signature, path = signed
+        try:
+            key_id = self.signatures.verify(timestamp, signature, "POST", path, body)
+        except AuthenticationError as exc:
+            raise self._refused(request, exc) from None
+        self._admit(request, key_id)
+
+    def _admit(self, request: Request, key_id: str) -> None:
         request.scope["ai_spine.key_id"] = key_id
-        return key_id
+        self.requests_by_key[key_id] = self.requests_by_key.get(key_id, 0) + 1
+
+    def _refused(self, request: Request, exc: AuthenticationError) -> AuthenticationError:
+        self.auth_rejected += 1
+        request.extra_headers.append((b"www-authenticate", b'Bearer realm="ai-spine-tool"'))
+        if self._log_requests:
+            logger.debug(
+                "refused %s %s from %s: %s",
+                request.scope["method"],
+                _clip(request.scope["path"]),
+                request.client_ip,
+                exc.message,
+            )
+        return exc
+
+    def _auth_hint(self) -> str:
+        keys = "an API key (X-API-Key or Authorization: Bearer)"
+        signed = "a request signature (X-Signature-Timestamp and X-Signature)"
+        if self.signatures is None:
+            return f"A valid API key is required: send {keys}"
+        if self.auth is None:
+            return f"A signed request is required: send {signed}"
+        return f"Authentication is required: send {keys} or {signed}"
 
     async def _rate_limit(self, request: Request) -> None:
         assert self.limiter is not None
@@ -467,6 +789,15 @@ class ToolApp:
     async def health(self, request: Request) -> Response:
         """``GET /health``: liveness and a summary; 503 only when the tool cannot serve."""
         state, checks = await self._check_tool()
+        cache = await self.tool.cache.check()
+        if cache is not None:
+            checks["cache"] = cache  # a failing Redis degrades the tool; it still serves
+            if cache["status"] != "ok" and state == "healthy":
+                state = "degraded"
+        if self.limiter is not None and self.limiter.distributed:
+            checks["rate_limit"] = self.limiter.status()
+            if self.limiter.degraded and state == "healthy":
+                state = "degraded"
         snapshot = self.tool.metrics
         body = {
             "status": state,
@@ -479,21 +810,33 @@ class ToolApp:
                 "total": snapshot.total,
                 "errors": snapshot.errors,
                 "in_flight": self.in_flight,
+                "queued": len(self._waiters),
+                "max_concurrent": self.max_in_flight,
+                "rejected_overloaded": self.overloaded,
             },
         }
+        breakers = self.tool.breakers.stats()
+        if breakers:
+            body["breakers"] = breakers
+            if state == "healthy" and any(b["state"] != "closed" for b in breakers.values()):
+                body["status"] = "degraded"  # a dependency is failing; the tool still answers
         return Response(503 if state == "unhealthy" else 200, self._encoder.encode(body), [])
 
     async def ready(self, request: Request) -> Response:
-        """``GET /ready``: 200 once setup is done and while not draining, else 503."""
+        """``GET /ready``: 200 once setup is done, while not draining and while the health check
+        does not report ``"ready": False`` (a dependency down); else 503 with the reason."""
         reason = None
         if self.draining:
             reason = "draining"
         elif not self.tool.started:
             reason = "starting"
         else:
-            state, _ = await self._check_tool()
+            state, checks = await self._check_tool()
+            outcome = checks.get("tool")
             if state == "unhealthy":
                 reason = "unhealthy"
+            elif isinstance(outcome, dict) and outcome.get("ready") is False:
+                reason = "dependencies unavailable"  # the health check said so (a database down)
         body = {"ready": reason is None, "tool": self.tool.name, "timestamp": _now_iso()}
         if reason is not None:
             body["reason"] = reason
@@ -502,14 +845,23 @@ class ToolApp:
     async def schema(self, request: Request) -> Response:
         """``GET /schema``: the OpenAPI 3.1 document of this tool."""
         if self._openapi is None:
-            self._openapi = self._encoder.encode(
-                openapi_document(self.tool, auth=self.auth is not None)
-            )
+            self._openapi = self._encoder.encode(openapi_document(self.tool, auth=self.auth_on))
         return Response(200, self._openapi, [])
 
     async def metrics(self, request: Request) -> Response:
-        """``GET /metrics``: the metrics snapshot as JSON."""
-        return Response(200, self._encoder.encode(self.tool.get_metrics().to_dict()), [])
+        """``GET /metrics``: the metrics snapshot as JSON (with an ``auth`` block when auth is
+        on: callers by key id, never by key)."""
+        body = self.tool.get_metrics().to_dict()
+        if self.auth_on:
+            body["auth"] = {
+                "api_keys_active": 0 if self.auth is None else len(self.auth.key_ids),
+                "signing_secrets_active": (
+                    0 if self.signatures is None else len(self.signatures.key_ids)
+                ),
+                "rejected": self.auth_rejected,
+                "requests_by_key": dict(self.requests_by_key),
+            }
+        return Response(200, self._encoder.encode(body), [])
 
     async def info(self, request: Request) -> Response:
         """``GET /``: what this tool is and which endpoints it serves."""
@@ -543,6 +895,20 @@ class ToolApp:
                 state = "degraded"
             return state, {"setup": "ok", "tool": outcome}
         return "healthy", {"setup": "ok", "tool": str(outcome)}
+
+
+def _shared_cache(settings: ServerSettings) -> RedisCache | None:
+    """The Redis behind the cache and the rate limits, when ``REDIS_URL``/``REDIS_HOST`` is set."""
+    if settings.redis_url is None:
+        return None
+    try:
+        return RedisCache.from_settings(settings)
+    except ImportError:
+        raise ServerConfigurationError(
+            "REDIS_URL (or REDIS_HOST) is set but the redis package is not installed: "
+            "pip install 'ai-spine-tools[redis]'",
+            details={"variable": "REDIS_URL"},
+        ) from None
 
 
 def _normalise(path: str) -> str:
@@ -593,6 +959,6 @@ def with_middleware(app: ASGIApp, settings: ServerSettings) -> ASGIApp:
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "X-Response-Time", "X-Tool-Version"],
+            expose_headers=["X-Request-ID", "X-Response-Time", "X-Tool-Version", "X-Cache"],
         )
     return app

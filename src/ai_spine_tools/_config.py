@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ai_spine_tools._schema import IssueList
+from ai_spine_tools._secrets import hidden_keys, secret_values_type
 from ai_spine_tools.exceptions import (
     ConfigurationError,
     ServerConfigurationError,
@@ -42,6 +43,9 @@ class ConfigResolver:
 
     def __init__(self, fields: Mapping[str, Field]) -> None:
         self.fields = dict(fields)
+        hidden = hidden_keys(self.fields)
+        # With a secret field, config dicts hide its value from repr (and so from logs).
+        self._dict: type[dict[str, Any]] = secret_values_type(hidden) if hidden else dict
         self._explicit: dict[str, Any] = {}
         self._server: dict[str, Any] = {}  # key -> validated server-side value
         self._defaults: dict[str, Any] = {}
@@ -94,11 +98,20 @@ class ConfigResolver:
         self._mutable = tuple(k for k, v in self._base.items() if isinstance(v, list | dict))
         self._resolved = True
 
+    def required_per_request(self) -> tuple[str, ...]:
+        """Return the required fields each request must supply (the server has no value)."""
+        if not self._resolved:
+            try:
+                self.resolve()
+            except ServerConfigurationError:  # reported at start-up; here, assume no values
+                return tuple(key for key, field in self.fields.items() if field.required)
+        return self._missing
+
     def server_values(self) -> dict[str, Any]:
         """Return the validated server-side values and defaults (what ``setup`` receives)."""
         if not self._resolved:
             self.resolve()
-        values = dict.fromkeys(self.fields)
+        values = self._dict.fromkeys(self.fields)
         values.update(self._defaults)
         values.update(self._server)
         return values
@@ -107,7 +120,7 @@ class ConfigResolver:
         """Return the config for one execution; raise ``ConfigurationError`` when it is invalid."""
         if not self._resolved:
             self.resolve()
-        values = dict(self._base)  # each execution gets its own copy, mutable values included
+        values = self._dict(self._base)  # each execution gets its own copy, mutables included
         for key in self._mutable:
             values[key] = copy.deepcopy(values[key])
         if not supplied:

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import Mapping
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-__all__ = ["NO_SECURITY", "SecurityContext", "ToolContext", "new_execution_id"]
+if TYPE_CHECKING:
+    import httpx
+
+    from ai_spine_tools._breaker import BreakerRegistry, CircuitBreaker
+    from ai_spine_tools.cache import ToolCache
+
+__all__ = [
+    "NO_FLAGS",
+    "NO_SECURITY",
+    "ExecutionFlags",
+    "SecurityContext",
+    "ToolContext",
+    "new_execution_id",
+]
 
 # A uuid4 costs an os.urandom call; ids only need to be unique, so one random prefix per process
 # and a counter give 36-character, uuid-shaped ids at a fraction of the cost.
 _RANDOM = os.urandom(10).hex()
 _PREFIX = f"{_RANDOM[:8]}-{_RANDOM[8:12]}-{_RANDOM[12:16]}-{_RANDOM[16:20]}-"
 _COUNTER = count(1)
+_progress_log = logging.getLogger("ai_spine_tools.progress")
 
 
 def new_execution_id() -> str:
@@ -36,11 +51,30 @@ class SecurityContext(msgspec.Struct, frozen=True, kw_only=True):
 NO_SECURITY = SecurityContext()
 
 
+class ExecutionFlags(msgspec.Struct, frozen=True, kw_only=True):
+    """How the caller asked this execution to use the result cache.
+
+    ``no_cache``: the cached result was not read (``Cache-Control: no-cache``); the tool runs and
+    its result refreshes the cache. ``no_store``: nothing is read or stored (``no-store``).
+    Tool code can honour them for what it caches itself in ``context.cache``.
+    """
+
+    no_cache: bool = False
+    no_store: bool = False
+
+
+NO_FLAGS = ExecutionFlags()
+
+
 class ToolContext(msgspec.Struct, kw_only=True, dict=True):
     """Per-execution information handed to ``execute`` as its third argument.
 
     ``deadline`` is a ``time.monotonic()`` instant; ``remaining_ms()`` says how much of it is left,
     so tool code can budget its outbound calls. ``resources`` is what ``setup`` returned.
+    ``cache`` is the tool's cache (``await context.cache.get(key)`` / ``set(key, value, ttl)``:
+    memory, with Redis behind it when one is configured); ``flags`` says whether the caller
+    asked to bypass cached results. ``breaker(name)`` is one of the tool's circuit breakers,
+    ``http`` the shared pooled HTTP client, ``report_progress()`` records progress.
     A msgspec ``Struct`` rather than a dataclass: it is built for every request, in a third of
     the time.
     """
@@ -56,6 +90,10 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
     metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
     debug: bool = False
     resources: Any = None
+    cache: ToolCache = None  # type: ignore[assignment]  # always set but in hand-made contexts
+    flags: ExecutionFlags = NO_FLAGS
+    breakers: BreakerRegistry | None = None
+    progress: dict[str, Any] | None = None
 
     @property
     def timestamp(self) -> dt.datetime:
@@ -67,3 +105,28 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
         if self.deadline is None:
             return None
         return max(0.0, (self.deadline - time.monotonic()) * 1000.0)
+
+    def breaker(self, name: str, **options: Any) -> CircuitBreaker:
+        """Return the tool's circuit breaker called ``name`` (created with ``options`` on first
+        use, shared by every execution): ``async with context.breaker("weather-api"): ...``."""
+        from ai_spine_tools._breaker import BreakerRegistry
+
+        if self.breakers is None:
+            self.breakers = BreakerRegistry()
+        return self.breakers.get(name, **options)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The process's shared, pooled ``httpx.AsyncClient`` (keep-alive; closed on shutdown)."""
+        from ai_spine_tools._http import shared_client
+
+        return shared_client()
+
+    def report_progress(self, done: int, total: int | None = None, **details: Any) -> None:
+        """Record how far the execution has got: kept in ``progress`` and logged (at info level
+        in debug mode, else debug)."""
+        self.progress = {"done": done, "total": total, **details}
+        level = logging.INFO if self.debug else logging.DEBUG
+        if _progress_log.isEnabledFor(level):
+            of = "" if total is None else f"/{total}"
+            _progress_log.log(level, "execution %s: %d%s done", self.execution_id, done, of)

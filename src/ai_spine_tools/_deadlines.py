@@ -61,6 +61,21 @@ class Deadlines:
         task.uncancel()
         return True
 
+    def is_expired(self, task: asyncio.Task[object]) -> bool:
+        """True while ``task`` is being cancelled because its deadline passed (no side effect)."""
+        return task in self._expired
+
+    def deadline_of(self, task: asyncio.Task[object]) -> float | None:
+        """Return when ``task`` will be cancelled (end of its slot), or ``None`` if unwatched.
+
+        A scan of the live slots: it costs nothing per request, only when something (a retry
+        deciding whether to wait again) asks.
+        """
+        for slot, tasks in self._slots.items():
+            if task in tasks:
+                return slot * _SLOT_S
+        return None
+
     def _expire(self, slot: int) -> None:
         for task in self._slots.pop(slot, ()):
             if not task.done():

@@ -7,7 +7,7 @@ import inspect
 import types
 import typing
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
@@ -68,6 +68,7 @@ def tool(
     health_check: Callable[..., Any] | None = None,
     unknown_fields: UnknownFields = "reject",
     timeout_ms: int | None = None,
+    cache: bool | Mapping[str, Any] | None = None,
     **metadata: Any,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; each parameter becomes an input field.
@@ -77,6 +78,7 @@ def tool(
     ``Annotated[..., msgspec.Meta(...)]`` or by a field builder given in ``Annotated`` or as the
     default. A parameter without a default is required. Parameters named ``context`` (or hinted
     ``ToolContext``) and ``config`` receive the execution context and the resolved config.
+    ``cache`` turns on result caching as in ``create_tool``.
     """
 
     def build(fn: Callable[..., Any]) -> Tool:
@@ -117,6 +119,16 @@ def tool(
         def execute_sync(input: dict[str, Any], cfg: dict[str, Any], context: ToolContext) -> Any:
             return fn(**arguments(input, cfg, context))
 
+        async def execute_stream(
+            input: dict[str, Any], cfg: dict[str, Any], context: ToolContext
+        ) -> AsyncIterator[Any]:
+            async for item in fn(**arguments(input, cfg, context)):
+                yield item
+
+        execute: Callable[..., Any] = execute_async if is_async else execute_sync
+        if inspect.isasyncgenfunction(fn):
+            execute = execute_stream  # the server streams what it yields
+
         built = create_tool(
             metadata={
                 "name": name or fn.__name__.replace("_", "-"),
@@ -126,12 +138,13 @@ def tool(
                 **metadata,
             },
             schema={"input": fields, "config": dict(config or {})},
-            execute=execute_async if is_async else execute_sync,
+            execute=execute,
             setup=setup,
             cleanup=cleanup,
             health_check=health_check,
             unknown_fields=unknown_fields,
             timeout_ms=timeout_ms,
+            cache=cache,
         )
         built.__doc__ = fn.__doc__
         built.__wrapped__ = fn  # type: ignore[attr-defined]

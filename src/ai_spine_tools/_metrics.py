@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ai_spine_tools._pools import pool_stats
+
 __all__ = ["LatencyHistogram", "MetricsSnapshot", "ToolMetrics"]
 
 _RATIO = 1.1  # each bucket is 10% wider than the one before: percentiles are within 10%
@@ -77,6 +79,9 @@ class MetricsSnapshot:
     cache: dict[str, Any] | None = None
     custom: dict[str, Any] = field(default_factory=dict)
     uptime_seconds: float = 0.0
+    concurrency: dict[str, Any] | None = None
+    breakers: dict[str, Any] = field(default_factory=dict)
+    pools: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as JSON-ready data."""
@@ -96,6 +101,8 @@ class ToolMetrics:
         self._ring = [0] * _WINDOW
         self._stamps = [-1] * _WINDOW
         self._process: Any = None
+        self.breakers: Any = None  # the tool's BreakerRegistry
+        self.concurrency: Callable[[], dict[str, Any]] | None = None  # set by the server
 
     def record(self, duration_ms: float, error_code: str | None = None) -> None:
         """Count one finished request."""
@@ -144,6 +151,9 @@ class ToolMetrics:
             },
             resources=self._resources(),
             uptime_seconds=round(self._clock() - self._started, 3),
+            concurrency=None if self.concurrency is None else self.concurrency(),
+            breakers={} if self.breakers is None else self.breakers.stats(),
+            pools=pool_stats(),
         )
 
     def _resources(self) -> dict[str, Any]:

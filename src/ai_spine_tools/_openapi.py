@@ -48,10 +48,27 @@ def openapi_document(tool: Tool, *, auth: bool) -> dict[str, Any]:
         "properties": {
             "input_data": {"$ref": "#/components/schemas/Input"},
             "config": {"$ref": "#/components/schemas/Config"},
-            "execution_id": {"type": "string", "maxLength": 128},
+            "execution_id": {"type": "string", "minLength": 1, "maxLength": 128},
             "metadata": {"type": "object"},
         },
     }
+    # What the server demands of each request, so that every body the document allows is one the
+    # server accepts (found by schemathesis): an absent input_data reads as {}, which lacks
+    # required input, and config fields the server has no value for must come with the request.
+    config_schema = tool.config_schema.json_schema()
+    config_schema.pop("required", None)
+    per_request = tool.config.required_per_request()
+    if per_request:
+        config_schema["required"] = list(per_request)
+    required = [
+        *(["input_data"] if any(f.required for f in tool.input_schema.fields.values()) else []),
+        *(["config"] if per_request else []),
+    ]
+    if required:
+        execute_body["required"] = required
+    for key, schema in execute_body["properties"].items():
+        if key not in required:  # the server reads null as absent
+            execute_body["properties"][key] = _or_null(schema)
     media: dict[str, Any] = {"schema": execute_body}
     if example is not None:
         media["example"] = {"input_data": example}
@@ -99,8 +116,8 @@ def openapi_document(tool: Tool, *, auth: bool) -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "Input": tool.input_schema.json_schema(),
-                "Config": tool.config_schema.json_schema(),
+                "Input": _nullable_optionals(tool.input_schema.json_schema()),
+                "Config": _nullable_optionals(config_schema),
                 "Success": {
                     "type": "object",
                     "properties": {
@@ -122,7 +139,38 @@ def openapi_document(tool: Tool, *, auth: bool) -> dict[str, Any]:
         },
         "x-tool-metadata": tool.metadata.to_dict(),
     }
+    if tool.cache.enabled:  # result caching adds the cache block (and X-Cache: HIT | MISS)
+        document["components"]["schemas"]["Success"]["properties"]["cache"] = {
+            "type": "object",
+            "properties": {
+                "hit": {"type": "boolean"},
+                "key": {"type": "string"},
+                "age_ms": {"type": "number"},
+            },
+            "required": ["hit", "key", "age_ms"],
+        }
     return document
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _nullable_optionals(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document that an optional property may be ``null`` (read as absent), at every level."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        required = set(schema.get("required", ()))
+        schema["properties"] = {
+            key: _nullable_optionals(value)
+            if key in required
+            else _or_null(_nullable_optionals(value))
+            for key, value in properties.items()
+        }
+    items = schema.get("items")
+    if isinstance(items, dict):
+        schema["items"] = _nullable_optionals(items)
+    return schema
 
 
 def _probe(operation: str, summary: str) -> dict[str, Any]:

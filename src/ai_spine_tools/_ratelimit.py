@@ -1,14 +1,29 @@
-"""Request rate limits per API key or client IP, on the ``limits`` package's moving window."""
+"""Request rate limits per API key or client IP, on the ``limits`` package's moving window.
+
+Without Redis the counts live in this process. With Redis (``REDIS_URL``/``REDIS_HOST``) they
+live there, so a limit holds across every instance and worker; when Redis fails, each process
+falls back to counting on its own (logged once per interval, retried after a short pause) rather
+than refusing or letting everything through.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import parse
 
+if TYPE_CHECKING:
+    from ai_spine_tools.cache import RedisCache
+
 __all__ = ["RateDecision", "RateLimiter"]
+
+logger = logging.getLogger("ai_spine_tools.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +53,126 @@ class RateDecision:
 
 
 class RateLimiter:
-    """A moving-window limit such as ``100/minute``, kept in memory (or a given storage)."""
+    """A moving-window limit such as ``100/minute``: in Redis when given one, else in memory.
 
-    def __init__(self, rate: str, *, storage: Any = None) -> None:
+    ``redis`` shares the ``RedisCache``'s connection pool. After a Redis failure the limiter counts
+    in memory and tries Redis again after ``retry_delay`` seconds (doubling up to
+    ``max_retry_delay``); ``clock`` is injected so tests need not sleep.
+    """
+
+    def __init__(
+        self,
+        rate: str,
+        *,
+        storage: Any = None,
+        redis: RedisCache | None = None,
+        retry_delay: float | None = None,
+        max_retry_delay: float = 2.0,
+        log_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.item = parse(rate)
         self._storage = storage
+        self._redis = redis
         self._limiter: Any = None
+        self._shared: Any = None
+        self.retry_delay = (
+            retry_delay
+            if retry_delay is not None
+            else (redis.retry_delay if redis is not None else 0.1)
+        )
+        self.max_retry_delay = max(max_retry_delay, self.retry_delay)
+        self.log_interval = log_interval
+        self._clock = clock
+        self._failures = 0
+        self._retry_at = 0.0
+        self._logged_at = -math.inf
+        self.errors = 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when the counts are shared through Redis."""
+        return self._redis is not None
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is failing and this process counts on its own."""
+        return self._failures > 0
 
     async def hit(self, key: str) -> RateDecision:
         """Count one request for ``key`` and say whether it is within the limit."""
+        if self._redis is not None and self._shared_usable():
+            try:
+                decision = await self._decide(self._shared_limiter(), key)
+            except self._storage_errors() as exc:
+                self._failed(exc)
+            else:
+                if self._failures:
+                    logger.info("rate limits are shared through Redis again")
+                    self._failures = 0
+                return decision
         if self._limiter is None:
             from limits.aio.storage import MemoryStorage
             from limits.aio.strategies import MovingWindowRateLimiter
 
             self._limiter = MovingWindowRateLimiter(self._storage or MemoryStorage())
-        allowed = await self._limiter.hit(self.item, key)
-        stats = await self._limiter.get_window_stats(self.item, key)
+        return await self._decide(self._limiter, key)
+
+    def status(self) -> str:
+        """``"local"`` (memory), ``"shared"`` (Redis) or ``"degraded"`` (Redis failing)."""
+        if self._redis is None:
+            return "local"
+        return "degraded" if self._failures else "shared"
+
+    async def _decide(self, limiter: Any, key: str) -> RateDecision:
+        allowed = await limiter.hit(self.item, key)
+        stats = await limiter.get_window_stats(self.item, key)
         return RateDecision(allowed, self.item.amount, max(0, stats.remaining), stats.reset_time)
+
+    def _shared_limiter(self) -> Any:
+        if self._shared is None:
+            from limits.aio.storage import RedisStorage
+            from limits.aio.strategies import MovingWindowRateLimiter
+
+            assert self._redis is not None
+            pool: dict[str, Any] = {"connection_pool": self._redis.pool}
+            storage = RedisStorage(
+                "async+redis://",  # the connections come from the cache's pool
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix=self._redis.key_prefix + "limits",
+                **pool,
+            )
+            self._shared = MovingWindowRateLimiter(storage)
+        return self._shared
+
+    @staticmethod
+    def _storage_errors() -> tuple[type[BaseException], ...]:
+        from limits.errors import StorageError
+
+        return (StorageError, OSError, asyncio.TimeoutError)
+
+    def _shared_usable(self) -> bool:
+        if not self._failures:
+            return True
+        now = self._clock()
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + self._backoff()
+        return True
+
+    def _backoff(self) -> float:
+        return float(min(self.max_retry_delay, self.retry_delay * 2 ** min(self._failures - 1, 16)))
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        self._failures += 1
+        now = self._clock()
+        self._retry_at = now + self._backoff()
+        if now - self._logged_at >= self.log_interval:
+            self._logged_at = now
+            logger.warning(
+                "rate limits fall back to this process (Redis failed, %d errors so far): %s",
+                self.errors,
+                exc,
+            )

@@ -3,34 +3,43 @@
 The fast path decodes JSON (or converts a Python mapping) straight into a msgspec ``Struct`` built
 from the fields' native types, then runs the few rules msgspec cannot express. When msgspec rejects
 the value, the diagnostic path walks it field by field in Python and reports every failing field,
-not only the first. The diagnostic path is also the reference: it accepts exactly what the fast path
-accepts, plus ``null`` for an optional field (read as absent, as agents often send it).
+not only the first. The diagnostic path is also the reference: both accept exactly the same values
+and produce the same output. ``null`` for an optional field reads as absent on both (agents often
+send it): the Struct types an optional field ``T | None``, and its default fills in after decoding.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from ai_spine_tools._secrets import hidden_keys, masking, secret_values_type
 from ai_spine_tools.exceptions import InvalidJSONError, ValidationError, ValidationIssue
 from ai_spine_tools.fields import MISSING, ArrayField, Field, ObjectField
 
 __all__ = [
     "IssueList",
+    "PostCheck",
     "Schema",
     "check_object",
     "decode_any",
+    "defaults_to_fill",
+    "fill_defaults",
     "invalid_json",
     "object_schema",
+    "post_checks",
+    "run_posts",
     "struct_for",
 ]
 
 _PASS_THROUGH = (dt.datetime, dt.date, dt.time, uuid.UUID)
 MAX_ISSUES = 100
+
+PostCheck = tuple[str, Callable[[Any], object] | None, Field]
 
 
 class IssueList(list[ValidationIssue]):
@@ -56,14 +65,47 @@ def struct_for(
         native = field.native()
         if field.required:
             spec.append((attr, native, msgspec.field(name=key)))
-        elif isinstance(field.default, list | dict):
+            continue
+        # An optional field takes null too; fill_defaults then replaces it by the default.
+        optional = native | None
+        if isinstance(field.default, list | dict):
             spec.append(
-                (attr, native, msgspec.field(name=key, default_factory=field.default_value))
+                (attr, optional, msgspec.field(name=key, default_factory=field.default_value))
             )
         else:
             default = None if field.default is MISSING else field.default
-            spec.append((attr, native, msgspec.field(name=key, default=default)))
+            spec.append((attr, optional, msgspec.field(name=key, default=default)))
     return msgspec.defstruct(name, spec, kw_only=True, forbid_unknown_fields=forbid_unknown)
+
+
+def post_checks(fields: Mapping[str, Field]) -> tuple[PostCheck, ...]:
+    """Return ``(key, fast check or None, field)`` for each field with rules left after decoding."""
+    return tuple(
+        (key, field.fast_check(), field) for key, field in fields.items() if field.needs_post
+    )
+
+
+def defaults_to_fill(fields: Mapping[str, Field]) -> tuple[tuple[str, Field], ...]:
+    """Return the fields whose default must replace a ``null`` the Struct decoded as ``None``."""
+    return tuple((key, field) for key, field in fields.items() if field.fills_default)
+
+
+def run_posts(
+    value: dict[str, Any], checks: tuple[PostCheck, ...], path: str, issues: list[ValidationIssue]
+) -> None:
+    """Run the rules left after decoding on the decoded object ``value``, in place."""
+    for key, fast, field in checks:
+        item = value[key]
+        if item is None or (fast is not None and fast(item)):
+            continue
+        value[key] = field.post(item, f"{path}.{key}" if path else key, issues)
+
+
+def fill_defaults(value: dict[str, Any], defaults: tuple[tuple[str, Field], ...]) -> None:
+    """Replace the ``None`` of an absent or null field by its default, in place."""
+    for key, field in defaults:
+        if value[key] is None:
+            value[key] = field.default_value()
 
 
 def _plain_name(key: str) -> bool:
@@ -75,6 +117,25 @@ def _holds_struct(field: Field) -> bool:
     if isinstance(field, ObjectField):
         return field.properties is not None
     return isinstance(field, ArrayField) and field.items is not None and _holds_struct(field.items)
+
+
+def _to_builtins(value: Any) -> Any:
+    return msgspec.to_builtins(value, builtin_types=_PASS_THROUGH)
+
+
+def _converter(field: Field) -> Callable[[Any], Any]:
+    """Return what turns the decoded value of ``field`` (one holding a Struct) into builtins."""
+    if (
+        isinstance(field, ObjectField)
+        and field.properties is not None
+        and not field.fills_default  # a default object arrives as a dict, not a Struct
+        and all(map(_plain_name, field.properties))
+        and not any(map(_holds_struct, field.properties.values()))
+    ):
+        # A flat Struct whose attributes are named as the keys: asdict measured 0.08 us against
+        # 0.21 us for to_builtins on the benchmark's three-field address.
+        return msgspec.structs.asdict
+    return _to_builtins
 
 
 def check_object(
@@ -135,11 +196,10 @@ class Schema:
     """A compiled set of fields: validates JSON bytes or Python mappings into plain dicts."""
 
     __slots__ = (
+        "_decode",
         "_decoder",
-        "_flat",
+        "_finish",
         "_forbid_unknown",
-        "_nested",
-        "_post",
         "_struct",
         "fields",
         "subject",
@@ -151,16 +211,16 @@ class Schema:
         self._forbid_unknown = forbid_unknown
         self._struct = struct_for(self.fields, name=subject.title(), forbid_unknown=forbid_unknown)
         self._decoder = msgspec.json.Decoder(self._struct)
-        self._post = tuple((key, field) for key, field in self.fields.items() if field.needs_post)
-        # Struct attributes named as the keys let asdict build the output: measured 2x faster
-        # than to_builtins, which then only converts the nested Structs.
-        self._flat = all(map(_plain_name, self.fields))
-        self._nested = tuple(key for key, field in self.fields.items() if _holds_struct(field))
+        self._decode = self._decoder.decode
+        self._finish = _finisher(self.fields, subject=subject)
+        hidden = hidden_keys(self.fields)
+        if hidden:  # secret values stay out of the repr (and logs) of what execute receives
+            self._finish = masking(self._finish, hidden)
 
     def decode_json(self, data: bytes | memoryview) -> dict[str, Any]:
         """Validate a JSON document; raise ``InvalidJSONError`` or ``ValidationError``."""
         try:
-            return self._finish(self._decoder.decode(data))
+            return self._finish(self._decode(data))
         except msgspec.ValidationError:
             pass
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -186,25 +246,8 @@ class Schema:
             raise invalid_json(exc) from None
         if issues:
             raise ValidationError(issues, subject=self.subject, dropped=issues.dropped)
-        return out  # type: ignore[no-any-return]
-
-    def _finish(self, struct: msgspec.Struct) -> dict[str, Any]:
-        if self._flat:
-            out = msgspec.structs.asdict(struct)
-            for key in self._nested:
-                if out[key] is not None:
-                    out[key] = msgspec.to_builtins(out[key], builtin_types=_PASS_THROUGH)
-        else:
-            out = msgspec.to_builtins(struct, builtin_types=_PASS_THROUGH)
-        if self._post:
-            issues = IssueList()
-            for key, field in self._post:
-                value = out[key]
-                if value is not None:
-                    out[key] = field.post(value, key, issues)
-            if issues:
-                raise ValidationError(issues, subject=self.subject, dropped=issues.dropped)
-        return out
+        hidden = hidden_keys(self.fields)
+        return secret_values_type(hidden)(out) if hidden else out
 
     def json_schema(self) -> dict[str, Any]:
         """Return the JSON Schema (2020-12) of the whole object."""
@@ -218,6 +261,65 @@ class Schema:
             if value is not None:
                 out[key] = msgspec.to_builtins(value)
         return out
+
+
+def _finisher(
+    fields: Mapping[str, Field], *, subject: str
+) -> Callable[[msgspec.Struct], dict[str, Any]]:
+    """Build what turns a decoded Struct into the output dict: builtins, the rules msgspec could
+    not check, then the defaults of the fields sent as null.
+
+    A closure over locals, in the shortest form the schema allows: on the weather schema (one
+    default to fill, nothing else) the straight form measured 0.02 us a call over asdict alone,
+    where the general one, testing for each step, took 0.05 us.
+    """
+    asdict = msgspec.structs.asdict
+    # Struct attributes named as the keys let asdict build the output: measured 2x faster than
+    # to_builtins, which then only converts the nested Structs.
+    flat = all(map(_plain_name, fields))
+    nested = tuple(
+        (key, _converter(field)) for key, field in fields.items() if _holds_struct(field)
+    )
+    posts = post_checks(fields)
+    defaults = defaults_to_fill(fields)
+
+    if flat and not nested and not posts and len(defaults) <= 1:
+        if not defaults:
+            return asdict
+        only_key, only_field = defaults[0]
+
+        def finish_flat(struct: msgspec.Struct) -> dict[str, Any]:
+            out = asdict(struct)
+            if out[only_key] is None:
+                out[only_key] = only_field.default_value()
+            return out
+
+        return finish_flat
+
+    def finish(struct: msgspec.Struct) -> dict[str, Any]:
+        if flat:
+            out = asdict(struct)
+            for key, convert in nested:
+                if out[key] is not None:
+                    out[key] = convert(out[key])
+        else:
+            out = _to_builtins(struct)
+        issues: IssueList | None = None
+        for key, fast, field in posts:  # run_posts, inlined; the issues list made on a failure
+            value = out[key]
+            if value is None or (fast is not None and fast(value)):
+                continue
+            if issues is None:
+                issues = IssueList()
+            out[key] = field.post(value, key, issues)
+        if issues:
+            raise ValidationError(issues, subject=subject, dropped=issues.dropped)
+        for key, field in defaults:  # fill_defaults, inlined
+            if out[key] is None:
+                out[key] = field.default_value()
+        return out
+
+    return finish
 
 
 def decode_any(data: bytes | memoryview) -> Any:

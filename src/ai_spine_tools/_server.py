@@ -7,6 +7,7 @@ closes, in-flight requests finish (up to the grace period), then ``cleanup`` run
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import sys
@@ -75,7 +76,7 @@ def serve(
     else:
         loaded = load_tool(tool) if isinstance(tool, str) else tool
         app = with_middleware(ToolApp(loaded, settings), settings)
-    config = uvicorn.Config(
+    config = _Config(
         app,
         factory=multi,
         host=settings.host,
@@ -90,7 +91,15 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         server_header=False,
+        # The limits of a server on an open network (see _protocol): head size, keep-alive,
+        # connections; the read deadline rides on the config to reach worker processes.
+        http=_http_protocol(),
+        log_config=_log_config(settings),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_client_connections,
     )
+    config.ai_spine_read_timeout = settings.read_timeout_s or None
     runner = _GracefulServer(config)
     if reload:
         from uvicorn.supervisors import ChangeReload
@@ -109,6 +118,7 @@ def serve(
 def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> None:
     try:
         from granian import Granian
+        from granian.http import HTTP1Settings
     except ImportError:
         raise ToolDefinitionError(
             "granian is not installed: pip install 'ai-spine-tools[granian]'"
@@ -123,7 +133,41 @@ def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> No
         reload=reload,
         log_level=settings.log_level,  # type: ignore[arg-type]
         workers_kill_timeout=int(settings.shutdown_grace_s) or None,
+        backpressure=settings.max_client_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.read_timeout_s * 1000) or 30_000,
+            max_buffer_size=max(settings.max_header_bytes, 8192),
+        ),
     ).serve()
+
+
+class _Config(uvicorn.Config):
+    """uvicorn's config, carrying the read deadline to ``GuardedHTTPProtocol`` (in every worker:
+    a config is pickled to worker processes whole)."""
+
+    ai_spine_read_timeout: float | None = None
+
+
+def _log_config(settings: ServerSettings) -> dict[str, Any]:
+    """uvicorn's logging, with the SDK's own loggers (``ai_spine_tools.*``) on the same handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["ai_spine_tools"] = {
+        "handlers": ["default"],
+        "level": settings.log_level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+def _http_protocol() -> Any:
+    """The guarded httptools protocol, or uvicorn's h11 (head size only) without httptools."""
+    try:
+        from ai_spine_tools._protocol import GuardedHTTPProtocol
+    except ImportError:
+        return "h11"
+    return GuardedHTTPProtocol
 
 
 class _GracefulServer(uvicorn.Server):

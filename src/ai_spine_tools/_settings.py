@@ -13,6 +13,13 @@ from ai_spine_tools.exceptions import ServerConfigurationError
 __all__ = ["DOCUMENTED_SETTINGS", "ServerSettings"]
 
 T = TypeVar("T")
+PUBLIC_ROUTE_CHOICES = ("/metrics", "/schema", "/dashboard")
+"""Routes that need auth when it is on, unless listed in ``AI_SPINE_PUBLIC_ROUTES``."""
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+"""The default Content-Security-Policy of HTML pages (``AI_SPINE_CSP`` replaces it)."""
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 LogFormat = Literal["json", "text"]
@@ -27,7 +34,20 @@ class ServerSettings:
         workers (``AI_SPINE_WORKER_THREADS``, 1): worker processes sharing the port,
         request_timeout_ms (``AI_SPINE_REQUEST_TIMEOUT``, 25000): execution deadline,
         max_body_bytes (``AI_SPINE_MAX_BODY_BYTES``, 10 MiB): larger bodies get 413,
-        api_keys (``AI_SPINE_API_KEYS``, comma list) and require_auth (``AI_SPINE_REQUIRE_AUTH``),
+        max_json_depth (``AI_SPINE_MAX_JSON_DEPTH``, 64) and max_json_items
+        (``AI_SPINE_MAX_JSON_ITEMS``, 100000): deeper bodies get 400, fuller ones 413,
+        max_header_bytes (``AI_SPINE_MAX_HEADER_BYTES``, 16 KiB): request line and headers, 431,
+        read_timeout_s (``AI_SPINE_READ_TIMEOUT``, 30): time to send a whole request, else 408,
+        keep_alive_s (``AI_SPINE_KEEP_ALIVE``, 5): idle keep-alive connections close after it,
+        max_client_connections (``AI_SPINE_MAX_CLIENT_CONNECTIONS``, 1000): per worker, then 503,
+        api_keys (``AI_SPINE_API_KEYS``, comma list), api_keys_file (``AI_SPINE_API_KEYS_FILE``:
+        one key a line, re-read when it changes) and require_auth (``AI_SPINE_REQUIRE_AUTH``),
+        signing_secrets (``AI_SPINE_SIGNING_SECRETS``), signing_secrets_file
+        (``AI_SPINE_SIGNING_SECRETS_FILE``) and signature_tolerance_s
+        (``AI_SPINE_SIGNATURE_TOLERANCE``, 300): HMAC-signed requests,
+        public_routes (``AI_SPINE_PUBLIC_ROUTES``: of ``/metrics``, ``/schema``, ``/dashboard``,
+        those that stay open when auth is on), content_security_policy (``AI_SPINE_CSP``: the
+        Content-Security-Policy of HTML pages; JSON answers carry ``default-src 'none'``),
         rate_limit (``AI_SPINE_RATE_LIMIT``, e.g. ``100/minute``), rate_limit_by
         (``AI_SPINE_RATE_LIMIT_BY``: ``key`` or ``ip``),
         compression (``AI_SPINE_ENABLE_COMPRESSION``), cors_origins (``AI_SPINE_CORS_ORIGINS``),
@@ -36,7 +56,17 @@ class ServerSettings:
         debug (``AI_SPINE_DEBUG``): error messages include exception text,
         log_level (``AI_SPINE_LOG_LEVEL``, info), log_format (``AI_SPINE_LOG_FORMAT``, text),
         max_connections (``AI_SPINE_MAX_CONNECTIONS``, 100): outbound connection pool size,
-        cache_ttl_s (``AI_SPINE_CACHE_TTL``, 300).
+        max_concurrent_executions (``AI_SPINE_MAX_CONCURRENT_EXECUTIONS``, 1000): executions one
+        worker runs at once; queue_size (``AI_SPINE_QUEUE_SIZE``, 100) more may wait up to
+        queue_timeout_ms (``AI_SPINE_QUEUE_TIMEOUT``, 50) for a slot; the rest get 503 OVERLOADED,
+        cache_ttl_s (``AI_SPINE_CACHE_TTL``, 300; 0: no expiry),
+        redis_url (``REDIS_URL``, else ``redis://REDIS_HOST:REDIS_PORT/0`` when ``REDIS_HOST`` is
+        set; none by default): the shared cache and distributed rate limits,
+        redis_max_connections (``REDIS_MAX_CONNECTIONS``, 10): pool size per process,
+        redis_command_timeout_ms (``REDIS_COMMAND_TIMEOUT``, 1000),
+        redis_retry_delay_ms (``REDIS_RETRY_DELAY``, 100): pause before retrying a command and
+        first pause before trying a failed Redis again,
+        redis_prefix (``AI_SPINE_REDIS_PREFIX``, ``ai-spine:``): prefix of every Redis key.
     """
 
     host: str = "0.0.0.0"
@@ -44,7 +74,19 @@ class ServerSettings:
     workers: int = 1
     request_timeout_ms: int = 25_000
     max_body_bytes: int = 10 * 1024 * 1024
-    api_keys: tuple[str, ...] = ()
+    max_json_depth: int = 64
+    max_json_items: int = 100_000
+    max_header_bytes: int = 16_384
+    read_timeout_s: float = 30.0
+    keep_alive_s: int = 5
+    max_client_connections: int = 1000
+    api_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    api_keys_file: str | None = None
+    signing_secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    signing_secrets_file: str | None = None
+    signature_tolerance_s: int = 300
+    public_routes: tuple[str, ...] = ()
+    content_security_policy: str = PAGE_CSP
     require_auth: bool = False
     rate_limit: str | None = None
     rate_limit_by: Literal["key", "ip"] | None = None
@@ -56,20 +98,38 @@ class ServerSettings:
     log_level: str = "info"
     log_format: LogFormat = "text"
     max_connections: int = 100
+    max_concurrent_executions: int = 1000
+    queue_size: int = 100
+    queue_timeout_ms: int = 50
     cache_ttl_s: int = 300
+    redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    redis_max_connections: int = 10
+    redis_command_timeout_ms: int = 1000
+    redis_retry_delay_ms: int = 100
+    redis_prefix: str = "ai-spine:"
 
     def __post_init__(self) -> None:
-        if self.require_auth and not self.api_keys:
+        if self.require_auth and not self.auth_enabled:
             raise ServerConfigurationError(
-                "AI_SPINE_REQUIRE_AUTH is on but AI_SPINE_API_KEYS lists no key"
+                "AI_SPINE_REQUIRE_AUTH is on but AI_SPINE_API_KEYS lists no key "
+                "(nor is AI_SPINE_API_KEYS_FILE or AI_SPINE_SIGNING_SECRETS set)"
             )
+        for route in self.public_routes:
+            if route not in PUBLIC_ROUTE_CHOICES:
+                raise ServerConfigurationError(
+                    f"AI_SPINE_PUBLIC_ROUTES is invalid: {route!r} is not one of "
+                    f"{', '.join(PUBLIC_ROUTE_CHOICES)}",
+                    details={"variable": "AI_SPINE_PUBLIC_ROUTES"},
+                )
         if self.rate_limit is not None:
             _parse_rate(self.rate_limit, "AI_SPINE_RATE_LIMIT")
 
     @property
     def auth_enabled(self) -> bool:
-        """True when requests to protected routes must carry an API key."""
-        return bool(self.api_keys)
+        """True when requests to protected routes must carry an API key or a signature."""
+        return bool(
+            self.api_keys or self.api_keys_file or self.signing_secrets or self.signing_secrets_file
+        )
 
     def replace(self, **changes: Any) -> ServerSettings:
         """Return a copy with ``changes`` applied (``None`` values are ignored)."""
@@ -90,7 +150,31 @@ class ServerSettings:
             max_body_bytes=read(
                 "AI_SPINE_MAX_BODY_BYTES", _int_between(1, 1 << 34), cls.max_body_bytes
             ),
+            max_json_depth=read(
+                "AI_SPINE_MAX_JSON_DEPTH", _int_between(2, 10_000), cls.max_json_depth
+            ),
+            max_json_items=read(
+                "AI_SPINE_MAX_JSON_ITEMS", _int_between(1, 100_000_000), cls.max_json_items
+            ),
+            max_header_bytes=read(
+                "AI_SPINE_MAX_HEADER_BYTES", _int_between(1024, 1 << 24), cls.max_header_bytes
+            ),
+            read_timeout_s=read("AI_SPINE_READ_TIMEOUT", _positive_float, cls.read_timeout_s),
+            keep_alive_s=read("AI_SPINE_KEEP_ALIVE", _int_between(1, 3600), cls.keep_alive_s),
+            max_client_connections=read(
+                "AI_SPINE_MAX_CLIENT_CONNECTIONS",
+                _int_between(1, 1_000_000),
+                cls.max_client_connections,
+            ),
             api_keys=read("AI_SPINE_API_KEYS", _keys, ()),
+            api_keys_file=read("AI_SPINE_API_KEYS_FILE", str, None),
+            signing_secrets=read("AI_SPINE_SIGNING_SECRETS", _keys, ()),
+            signing_secrets_file=read("AI_SPINE_SIGNING_SECRETS_FILE", str, None),
+            signature_tolerance_s=read(
+                "AI_SPINE_SIGNATURE_TOLERANCE", _int_between(1, 86_400), cls.signature_tolerance_s
+            ),
+            public_routes=read("AI_SPINE_PUBLIC_ROUTES", _public_routes, ()),
+            content_security_policy=read("AI_SPINE_CSP", str, cls.content_security_policy),
             require_auth=read("AI_SPINE_REQUIRE_AUTH", _bool, False),
             rate_limit=read("AI_SPINE_RATE_LIMIT", _rate, None),
             rate_limit_by=read("AI_SPINE_RATE_LIMIT_BY", _choice("key", "ip"), None),
@@ -108,7 +192,27 @@ class ServerSettings:
             max_connections=read(
                 "AI_SPINE_MAX_CONNECTIONS", _int_between(1, 100_000), cls.max_connections
             ),
+            max_concurrent_executions=read(
+                "AI_SPINE_MAX_CONCURRENT_EXECUTIONS",
+                _int_between(1, 1_000_000),
+                cls.max_concurrent_executions,
+            ),
+            queue_size=read("AI_SPINE_QUEUE_SIZE", _int_between(0, 1_000_000), cls.queue_size),
+            queue_timeout_ms=read(
+                "AI_SPINE_QUEUE_TIMEOUT", _int_between(0, 60_000), cls.queue_timeout_ms
+            ),
             cache_ttl_s=read("AI_SPINE_CACHE_TTL", _int_between(0, 31_536_000), cls.cache_ttl_s),
+            redis_url=read("REDIS_URL", _redis_url, None) or _redis_host(read),
+            redis_max_connections=read(
+                "REDIS_MAX_CONNECTIONS", _int_between(1, 10_000), cls.redis_max_connections
+            ),
+            redis_command_timeout_ms=read(
+                "REDIS_COMMAND_TIMEOUT", _int_between(1, 600_000), cls.redis_command_timeout_ms
+            ),
+            redis_retry_delay_ms=read(
+                "REDIS_RETRY_DELAY", _int_between(0, 600_000), cls.redis_retry_delay_ms
+            ),
+            redis_prefix=read("AI_SPINE_REDIS_PREFIX", str, cls.redis_prefix),
         )
 
 
@@ -175,6 +279,28 @@ def _choice(*choices: str) -> Callable[[str], Any]:
     return parse
 
 
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a URL such as redis://host:6379/0 (or rediss://, unix://)")
+    return raw
+
+
+def _redis_host(read: _Reader) -> str | None:
+    host = read("REDIS_HOST", str, "")
+    if not host:
+        return None
+    port = read("REDIS_PORT", _int_between(1, 65535), 6379)
+    return f"redis://{host}:{port}/0"
+
+
+def _public_routes(raw: str) -> tuple[str, ...]:
+    routes = tuple("/" + part.strip().strip("/") for part in raw.split(",") if part.strip())
+    for route in routes:
+        if route not in PUBLIC_ROUTE_CHOICES:
+            raise ValueError(f"expected routes among {', '.join(PUBLIC_ROUTE_CHOICES)}")
+    return routes
+
+
 def _rate(raw: str) -> str:
     _parse_rate(raw, None)
     return raw
@@ -200,7 +326,19 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_WORKER_THREADS", "1", "Worker processes sharing the port"),
     ("AI_SPINE_REQUEST_TIMEOUT", "25000", "Execution deadline in milliseconds"),
     ("AI_SPINE_MAX_BODY_BYTES", "10485760", "Largest accepted request body in bytes"),
+    ("AI_SPINE_MAX_JSON_DEPTH", "64", "Deepest JSON nesting accepted in a body (else 400)"),
+    ("AI_SPINE_MAX_JSON_ITEMS", "100000", "Most array items + object members in a body (413)"),
+    ("AI_SPINE_MAX_HEADER_BYTES", "16384", "Largest request line + headers in bytes (else 431)"),
+    ("AI_SPINE_READ_TIMEOUT", "30", "Seconds a client has to send a whole request (else 408)"),
+    ("AI_SPINE_KEEP_ALIVE", "5", "Seconds an idle keep-alive connection stays open"),
+    ("AI_SPINE_MAX_CLIENT_CONNECTIONS", "1000", "Open connections per worker before 503"),
     ("AI_SPINE_API_KEYS", "", "Comma-separated API keys; when set, executions need one"),
+    ("AI_SPINE_API_KEYS_FILE", "", "File of API keys, one a line (# comments); re-read on change"),
+    ("AI_SPINE_SIGNING_SECRETS", "", "Comma-separated secrets for HMAC-signed requests"),
+    ("AI_SPINE_SIGNING_SECRETS_FILE", "", "File of signing secrets, one a line; re-read on change"),
+    ("AI_SPINE_SIGNATURE_TOLERANCE", "300", "Seconds a request signature's timestamp may be off"),
+    ("AI_SPINE_PUBLIC_ROUTES", "", "Of /metrics, /schema, /dashboard: open even when auth is on"),
+    ("AI_SPINE_CSP", "(strict)", "Content-Security-Policy of HTML pages such as /dashboard"),
     ("AI_SPINE_REQUIRE_AUTH", "false", "Refuse to start without API keys"),
     ("AI_SPINE_RATE_LIMIT", "", "Requests allowed per caller, e.g. 100/minute"),
     ("AI_SPINE_RATE_LIMIT_BY", "key", "Count requests per API key or per client IP (key|ip)"),
@@ -212,6 +350,20 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_LOG_LEVEL", "info", "debug, info, warning, error or critical"),
     ("AI_SPINE_LOG_FORMAT", "text", "json or text"),
     ("AI_SPINE_MAX_CONNECTIONS", "100", "Size of the outbound HTTP connection pool"),
+    ("AI_SPINE_MAX_CONCURRENT_EXECUTIONS", "1000", "Executions one worker runs at once"),
+    ("AI_SPINE_QUEUE_SIZE", "100", "Executions that may wait for a slot beyond that"),
+    ("AI_SPINE_QUEUE_TIMEOUT", "50", "How long they may wait, in ms, before 503 OVERLOADED"),
+    ("DATABASE_URL", "", "PostgreSQL for ai_spine_tools.postgres.PostgresPool.from_env()"),
+    ("DB_POOL_MIN", "5", "Connections the PostgreSQL pool keeps open"),
+    ("DB_POOL_MAX", "20", "Most connections the PostgreSQL pool opens"),
+    ("DB_POOL_IDLE_TIMEOUT", "30000", "Idle PostgreSQL connections close after this many ms"),
     ("AI_SPINE_CACHE_TTL", "300", "Default time-to-live of cached results, in seconds"),
+    ("REDIS_URL", "", "Redis for the shared cache and rate limits, e.g. redis://host:6379/0"),
+    ("REDIS_HOST", "", "Redis host, when REDIS_URL is not set"),
+    ("REDIS_PORT", "6379", "Redis port, with REDIS_HOST"),
+    ("REDIS_MAX_CONNECTIONS", "10", "Redis connection pool size per process"),
+    ("REDIS_COMMAND_TIMEOUT", "1000", "Longest wait for a Redis command, in milliseconds"),
+    ("REDIS_RETRY_DELAY", "100", "Pause before retrying Redis after a failure, in milliseconds"),
+    ("AI_SPINE_REDIS_PREFIX", "ai-spine:", "Prefix of every key this server writes to Redis"),
 )
 """Every environment variable the server reads: name, default and meaning (for .env.example)."""

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from ai_spine_tools._breaker import BreakerRegistry
 from ai_spine_tools._config import ConfigResolver
 from ai_spine_tools._context import NO_SECURITY, SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools._deadlines import deadlines
+from ai_spine_tools._http import close_shared_client
 from ai_spine_tools._metadata import ToolMetadata
 from ai_spine_tools._metrics import MetricsSnapshot, ToolMetrics
 from ai_spine_tools._result import ToolResult, normalise_result
 from ai_spine_tools._schema import Schema
+from ai_spine_tools.cache import CacheOptions, ToolCache
 from ai_spine_tools.exceptions import (
     ExecutionError,
     ExecutionTimeoutError,
@@ -60,6 +64,7 @@ class Tool:
         unknown_fields: UnknownFields = "reject",
         timeout_ms: int | None = None,
         max_threads: int | None = None,
+        cache: bool | Mapping[str, Any] | CacheOptions | None = None,
     ) -> None:
         if not callable(execute):
             raise ToolDefinitionError(f"execute must be callable (got {execute!r})")
@@ -80,6 +85,11 @@ class Tool:
         self.timeout_ms = timeout_ms
         self._execute, self._arity = execute, _positional_arity(execute, "execute", 3)
         self._is_async = _is_async(execute)
+        self.streams = _is_stream(execute)
+        """True when ``execute`` is an async generator: the server streams what it yields."""
+        if self.streams:  # in-process runs collect the stream: {"items": [...]}
+            self._execute, self._is_async = _collect_stream(execute), True
+        self._stream = execute
         self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
         self._max_threads = max_threads or min(32, (os.cpu_count() or 1) + 4)
         self._threads: ThreadPoolExecutor | None = None
@@ -87,6 +97,13 @@ class Tool:
         self._started = False
         self.resources: Any = None
         self.metrics = ToolMetrics()
+        self.breakers = BreakerRegistry()
+        """The tool's named circuit breakers (``context.breaker(name)``), shown in health."""
+        self.metrics.breakers = self.breakers
+        self.cache = ToolCache(self, CacheOptions.parse(cache))
+        """The tool's cache: ``context.cache`` in ``execute``, and its cached results."""
+        if self.streams and self.cache.enabled:
+            raise ToolDefinitionError("cache= does not apply to a streaming execute")
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -137,6 +154,7 @@ class Tool:
             if self._threads is not None:
                 self._threads.shutdown(wait=False, cancel_futures=True)
                 self._threads = None
+            await close_shared_client()
 
     async def __aenter__(self) -> Tool:
         await self.start()
@@ -204,6 +222,8 @@ class Tool:
             debug=debug,
             resources=self.resources,
             security=security or NO_SECURITY,
+            cache=self.cache,
+            breakers=self.breakers,
         )
 
     async def invoke(
@@ -244,6 +264,13 @@ class Tool:
                 watcher.release(task, slot)
         return normalise_result(value)
 
+    def open_stream(
+        self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
+    ) -> AsyncIterator[Any]:
+        """Start a streaming tool's ``execute`` with validated values; return its generator."""
+        stream: AsyncIterator[Any] = self._stream(*(input, config, context)[: self._arity])
+        return stream
+
     # -- serving ---------------------------------------------------------------------------
 
     def asgi(self, **settings: Any) -> Any:
@@ -267,8 +294,8 @@ class Tool:
         serve(self, host=host, port=port, workers=workers, reload=reload, log_level=log_level)
 
     def get_metrics(self) -> MetricsSnapshot:
-        """Return the metrics snapshot of this tool's executions."""
-        return self.metrics.snapshot()
+        """Return the metrics snapshot of this tool's executions (with its cache's statistics)."""
+        return dataclasses.replace(self.metrics.snapshot(), cache=self.cache.stats())
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -298,13 +325,20 @@ def create_tool(
     unknown_fields: UnknownFields = "reject",
     timeout_ms: int | None = None,
     max_threads: int | None = None,
+    cache: bool | Mapping[str, Any] | CacheOptions | None = None,
 ) -> Tool:
     """Declare a tool from metadata, a schema of input and config fields, and its functions.
 
     ``execute(input, config, context)`` may be async or sync (sync runs in a bounded thread pool)
-    and may take fewer arguments. It returns a dict (success data), a ``ToolResult``, or the
-    TypeScript SDK's ``{"status": ..., "data": ..., "error": ...}`` shape, or raises a
-    ``ToolError``. The schema is compiled once, here.
+    or an async generator (the server streams what it yields), and may take fewer arguments.
+    It returns a dict (success data), a ``ToolResult``, or the TypeScript SDK's
+    ``{"status": ..., "data": ..., "error": ...}`` shape, or raises a ``ToolError``. The schema
+    is compiled once, here.
+
+    ``cache={"ttl": 600}`` (or ``True`` for the defaults; see ``CacheOptions``) makes the server
+    cache successful results, keyed by the validated input and the config fields in
+    ``vary_config``; a ``cache_enabled`` (or ``cacheEnabled``) config field switches it per
+    request. ``tool.cache`` invalidates them.
     """
     schema = schema or {}
     if not isinstance(schema, Mapping):
@@ -325,6 +359,7 @@ def create_tool(
         unknown_fields=unknown_fields,
         timeout_ms=timeout_ms,
         max_threads=max_threads,
+        cache=cache,
     )
 
 
@@ -337,6 +372,20 @@ def _fields(declared: Mapping[str, Any], where: str) -> dict[str, Field]:
             raise ToolDefinitionError(f"schema[{where!r}] has a field name that is not a string")
         out[key] = as_field(value, where=f"{where}.{key}")
     return out
+
+
+def _is_stream(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(
+        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async generator
+    )
+
+
+def _collect_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def collected(*args: Any) -> dict[str, Any]:
+        return {"items": [item async for item in fn(*args)]}
+
+    return collected
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -14,9 +14,11 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     ├── EndpointNotFoundError          ENDPOINT_NOT_FOUND     404
     ├── MethodNotAllowedError          METHOD_NOT_ALLOWED     405
     ├── ExecutionTimeoutError          TIMEOUT_ERROR          408  retryable
+    ├── RequestTimeoutError            REQUEST_TIMEOUT        408  (the client sent too slowly)
     ├── PayloadTooLargeError           PAYLOAD_TOO_LARGE      413
     ├── UnsupportedContentTypeError    INVALID_CONTENT_TYPE   415
     ├── RateLimitError                 RATE_LIMIT_EXCEEDED    429  retryable
+    ├── HeadersTooLargeError           HEADERS_TOO_LARGE      431
     ├── ExecutionError                 EXECUTION_ERROR        500
     └── ServiceUnavailableError        SERVICE_UNAVAILABLE    503  retryable
         ├── CircuitOpenError           CIRCUIT_OPEN           503  retryable
@@ -39,11 +41,13 @@ __all__ = [
     "EndpointNotFoundError",
     "ExecutionError",
     "ExecutionTimeoutError",
+    "HeadersTooLargeError",
     "InvalidJSONError",
     "MethodNotAllowedError",
     "OverloadedError",
     "PayloadTooLargeError",
     "RateLimitError",
+    "RequestTimeoutError",
     "ServerConfigurationError",
     "ServiceUnavailableError",
     "ToolDefinitionError",
@@ -126,18 +130,23 @@ class ValidationError(ToolError, ValueError):
     ) -> None:
         self.issues = tuple(issues)
         count = len(self.issues) + dropped
-        if count == 1:
-            summary = self.issues[0].message
+        shown = [issue.message for issue in self.issues[:5]]
+        if count == 1 and shown:
+            message = f"Invalid {subject}: {shown[0]}"
+        elif count == 0:  # raised without issues: nothing to count or quote
+            message = f"Invalid {subject}"
         else:
-            summary = f"{count} fields are invalid: " + "; ".join(
-                i.message for i in self.issues[:5]
+            message = f"Invalid {subject}: " + (
+                "1 field is invalid" if count == 1 else f"{count} fields are invalid"
             )
-            if count > 5:
-                summary += f"; and {count - 5} more"
+            if shown:
+                message += ": " + "; ".join(shown)
+            if count > len(shown):
+                message += f"; and {count - len(shown)} more" if shown else " (none shown)"
         details: dict[str, Any] = {"errors": [issue.to_dict() for issue in self.issues]}
         if dropped:
             details["errors_not_shown"] = dropped
-        super().__init__(f"Invalid {subject}: {summary}", details=details)
+        super().__init__(message, details=details)
 
 
 def status_for(code: str, error_type: str) -> int:
@@ -209,6 +218,22 @@ class ExecutionTimeoutError(ToolError):
     status = 408
     type = "timeout_error"
     retryable = True
+
+
+class RequestTimeoutError(ToolError):
+    """The client did not send its whole request (headers and body) in time."""
+
+    code = "REQUEST_TIMEOUT"
+    status = 408
+    type = "client_error"
+
+
+class HeadersTooLargeError(ToolError):
+    """The request line and headers are larger than the server accepts."""
+
+    code = "HEADERS_TOO_LARGE"
+    status = 431
+    type = "client_error"
 
 
 class PayloadTooLargeError(ToolError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from typing import Any, ClassVar
@@ -118,6 +119,11 @@ class Field:
         container can skip the members msgspec already checked in full)."""
         return self.check(value, path, issues)
 
+    def fast_check(self) -> Callable[[Any], object] | None:
+        """Return a cheap test, truthy only when ``post`` would accept a value msgspec decoded and
+        leave it unchanged, or ``None``; ``post`` runs whenever the test is falsy or absent."""
+        return None
+
     def base_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of the value, without the shared annotations."""
         return {}
@@ -149,6 +155,11 @@ class Field:
             schema["writeOnly"] = True
             schema["format"] = schema.get("format", "password")
         return schema
+
+    @property
+    def fills_default(self) -> bool:
+        """True when an absent or null value becomes something other than ``None``."""
+        return self.default is not MISSING and self.default is not None
 
     def default_value(self) -> Any:
         """Return a fresh copy of the default (``None`` when there is none)."""

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
 from ai_spine_tools.fields._base import Field, Issues, label
 
+if TYPE_CHECKING:
+    from ai_spine_tools._schema import PostCheck
+
 JSON_VALUE: Any = str | int | float | bool | list[Any] | dict[str, Any]
-"""Any JSON value but ``null``, so that a null sent for a JSON field means absent on the fast
-path as it does on the diagnostic one (``Any`` would let a required field through as ``None``)."""
+"""Any JSON value but ``null``, so that a required JSON field rejects null on the fast path as it
+does on the diagnostic one (``Any`` would let it through as ``None``); an optional one takes null
+as absent on both, by the ``| None`` every optional field's type gets."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -55,6 +59,14 @@ class ArrayField(Field):
     @property
     def needs_post(self) -> bool:
         return self.unique_items or (self.items is not None and self.items.needs_post)
+
+    def fast_check(self) -> Callable[[Any], object] | None:
+        if self.unique_items or self.items is None:
+            return None
+        item_check = self.items.fast_check()
+        if item_check is None:
+            return None
+        return lambda value: all(map(item_check, value))
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, list | tuple):
@@ -143,7 +155,8 @@ class ObjectField(Field):
     unknown: Literal["reject", "ignore"] = "reject"
 
     kind: ClassVar[str] = "object"
-    _post: tuple[tuple[str, Field], ...] = field(default=(), init=False, compare=False)
+    _post: tuple[PostCheck, ...] = field(default=(), init=False, compare=False)
+    _defaults: tuple[tuple[str, Field], ...] = field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.unknown not in ("reject", "ignore"):
@@ -159,8 +172,10 @@ class ObjectField(Field):
                 if not isinstance(prop, Field):
                     raise ToolDefinitionError(f"property {key!r} must be a field (got {prop!r})")
             object.__setattr__(self, "properties", dict(self.properties))
-            post = tuple((key, prop) for key, prop in self.properties.items() if prop.needs_post)
-            object.__setattr__(self, "_post", post)
+            from ai_spine_tools._schema import defaults_to_fill, post_checks
+
+            object.__setattr__(self, "_post", post_checks(self.properties))
+            object.__setattr__(self, "_defaults", defaults_to_fill(self.properties))
         Field.__post_init__(self)
 
     def native(self) -> Any:
@@ -174,15 +189,30 @@ class ObjectField(Field):
 
     @property
     def needs_post(self) -> bool:
-        return bool(self._post)
+        return bool(self._post or self._defaults)
 
     def post(self, value: Any, path: str, issues: Issues) -> Any:
-        # msgspec decoded the whole object: only the properties with rules of their own remain
-        for key, prop in self._post:
-            item = value[key]
-            if item is not None:
-                value[key] = prop.post(item, f"{path}.{key}", issues)
+        # msgspec decoded the whole object: only the properties with rules of their own remain,
+        # and the defaults of the optional ones sent as null
+        from ai_spine_tools._schema import fill_defaults, run_posts
+
+        run_posts(value, self._post, path, issues)
+        fill_defaults(value, self._defaults)
         return value
+
+    def fast_check(self) -> Callable[[Any], object] | None:
+        if self._defaults or any(fast is None for _, fast, _ in self._post):
+            return None
+        checks = tuple((key, fast) for key, fast, _ in self._post if fast is not None)
+
+        def passes(value: dict[str, Any]) -> bool:
+            for key, fast in checks:
+                item = value[key]
+                if item is not None and not fast(item):
+                    return False
+            return True
+
+        return passes
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, dict):

@@ -12,6 +12,9 @@ import msgspec
 from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
 from ai_spine_tools.fields._base import Field, Issues, label, show
 
+# Strict base64, as the content is checked (binascii strict mode): whole quanta, padded.
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
 
 class _FileValue(msgspec.Struct, forbid_unknown_fields=False):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
@@ -53,6 +56,9 @@ class FileField(Field):
         return True
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
+        size = value.get("size") if isinstance(value, dict) else None
+        if isinstance(size, float) and size.is_integer():  # 5.0 is 5, as for integer_field
+            value = {**value, "size": int(size)}
         try:
             file = msgspec.convert(value, _FileValue)
         except msgspec.ValidationError as exc:
@@ -114,11 +120,18 @@ class FileField(Field):
         }
 
     def base_schema(self) -> dict[str, Any]:
+        content: dict[str, Any] = {
+            "type": "string",
+            "contentEncoding": "base64",
+            "pattern": _BASE64,
+        }
+        if self.max_size is not None:
+            content["maxLength"] = (self.max_size + 2) // 3 * 4
         return {
             "type": "object",
             "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 255},
-                "content": {"type": "string", "contentEncoding": "base64"},
+                "content": content,
                 "type": {"type": "string"},
                 "size": {"type": "integer", "minimum": 0},
                 "encoding": {"enum": ["base64"]},

@@ -1,8 +1,9 @@
-"""String fields: length, RE2 patterns, formats (email, uri, ...) and transforms."""
+"""String fields: length, linear-time patterns, formats (email, uri, ...) and transforms."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 import uuid
@@ -24,26 +25,63 @@ _TRANSFORMS: dict[str, Callable[[str], str]] = {
     "normalize": lambda text: unicodedata.normalize("NFC", text),
 }
 
-_EMAIL = compile_pattern(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+# The built-in formats run on the stdlib engine, hand-checked to be linear: the text is at most 254
+# (email) or 253 (hostname) characters before the pattern runs, and the only choice points (a
+# label's optional tail, the repeat of labels) are delimited by '.' and '@', which no repeated class
+# contains, so every alternative but one fails within one 63-character label. ``fullmatch`` ends at
+# the end of the text, as RE2's ``$`` does. Measured 0.2 us a call where RE2 took 0.6 us.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
 # One character class cannot backtrack, so the stdlib engine is safe here; it finds whitespace in
 # 0.13 us where a generator over str.isspace took 0.64 us (both use the same Unicode table).
 _SPACE = re.compile(r"\s")
-_HOSTNAME = compile_pattern(
-    r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")  # as urlsplit reads one, lowercased
+# The common absolute URL, after one of the field's schemes and "://": an ASCII host without
+# userinfo or brackets, an optional port from 0 to 65535, then anything without whitespace. The host
+# class stops at the delimiters that may follow it (':', '/', '?', '#'), so when the match fails the
+# host gives characters back one step each, and at most six port spellings end at one place: linear.
+_URL_TAIL = (
+    r"://[^\x00-\x20\x7f-\U0010ffff/?#@:\[\]]+"
+    r"(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"(?:[/?#]\S*)?"
 )
 
 
 def _is_email(text: str) -> bool:
-    local, _, domain = text.rpartition("@")
-    return (
-        len(local) <= 64 and len(text) <= 254 and _EMAIL.search(text) is not None and bool(domain)
-    )
+    return len(text) <= 254 and _EMAIL.fullmatch(text) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _common_url(schemes: tuple[str, ...]) -> Callable[[str], object] | None:
+    """Return a test that is truthy only for URLs that ``_is_uri_reference`` accepts, written so
+    that most valid URLs pass it; ``None`` when no scheme can be spelled in it.
+
+    Measured on https://example.com/ada: 0.2 us a call, where urlsplit with its port and hostname
+    takes 0.8 us when urlsplit's cache holds the URL and 2.9 us when it does not.
+    """
+    names = sorted((name for name in schemes if _SCHEME.fullmatch(name)), key=len, reverse=True)
+    if not names:
+        return None
+    spelled = (
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in name)
+        for name in names
+    )  # letter by letter: (?i) would also let U+017F (long s) stand for "s"; urlsplit would not
+    return re.compile(f"(?:{'|'.join(spelled)}){_URL_TAIL}").fullmatch
 
 
 def _is_uri(text: str, schemes: Sequence[str] = ("http", "https")) -> bool:
+    fast = _common_url(tuple(schemes))
+    return (fast is not None and fast(text) is not None) or _is_uri_reference(text, schemes)
+
+
+def _is_uri_reference(text: str, schemes: Sequence[str] = ("http", "https")) -> bool:
+    """The definition of a valid URL: no whitespace, and urlsplit finds an allowed scheme, a host
+    and a port in range."""
     if _SPACE.search(text) is not None:
         return False
     try:
@@ -85,7 +123,7 @@ _FORMATS: dict[str, Callable[[str], bool]] = {
     "date": _parses(dt.date),
     "date-time": _parses(dt.datetime),
     "time": _parses(dt.time),
-    "hostname": lambda text: len(text) <= 253 and _HOSTNAME.search(text) is not None,
+    "hostname": lambda text: len(text) <= 253 and _HOSTNAME.fullmatch(text) is not None,
     "ipv4": _is_ip(4),
     "ipv6": _is_ip(6),
 }
@@ -112,6 +150,7 @@ class StringField(Field):
     kind: ClassVar[str] = "string"
     _regex: Pattern | None = field(default=None, init=False, compare=False)
     _transforms: tuple[Callable[[str], str], ...] = field(default=(), init=False, compare=False)
+    _format_ok: Callable[[str], bool] = field(default=bool, init=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("min_length", "max_length"):
@@ -140,8 +179,13 @@ class StringField(Field):
                 raise ToolDefinitionError(
                     f"unknown transform {name!r}; known transforms: {', '.join(_TRANSFORMS)}"
                 )
-        object.__setattr__(self, "schemes", tuple(scheme.lower() for scheme in self.schemes))
+        schemes = tuple(scheme.lower() for scheme in self.schemes)
+        object.__setattr__(self, "schemes", schemes)
         object.__setattr__(self, "_transforms", tuple(_TRANSFORMS[name] for name in names))
+        if self.format in ("uri", "url"):
+            object.__setattr__(self, "_format_ok", functools.partial(_is_uri, schemes=schemes))
+        elif self.format is not None:
+            object.__setattr__(self, "_format_ok", _FORMATS[self.format])
         Field.__post_init__(self)
 
     def native(self) -> Any:
@@ -152,6 +196,26 @@ class StringField(Field):
     @property
     def needs_post(self) -> bool:
         return bool(self._transforms) or self._regex is not None or self.format is not None
+
+    def fast_check(self) -> Callable[[Any], object] | None:
+        if self._transforms:  # post transforms the value: it always runs
+            return None
+        checks: list[Callable[[str], object] | None] = []
+        if self._regex is not None:
+            checks.append(self._regex.search)
+        if self.format in ("uri", "url"):
+            # a URL of the uncommon shapes fails the fast test and goes to the full one in post
+            checks.append(_common_url(self.schemes))
+        elif self.format == "email" and self.max_length is not None and self.max_length <= 254:
+            checks.append(_EMAIL.fullmatch)  # msgspec checked the length already
+        elif self.format is not None:
+            checks.append(self._format_ok)
+        if len(checks) != 2:
+            return checks[0] if checks else None
+        first, second = checks
+        if first is None or second is None:
+            return None
+        return lambda value: first(value) and second(value)
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
         if not isinstance(value, str):
@@ -205,11 +269,6 @@ class StringField(Field):
                     f"{label(path)} must be a valid {self.format}{self._value_text(value)}",
                 )
             )
-
-    def _format_ok(self, value: str) -> bool:
-        if self.format in ("uri", "url"):
-            return _is_uri(value, self.schemes)
-        return _FORMATS[self.format or ""](value)
 
     def base_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string"}

@@ -1,0 +1,333 @@
+"""A PostgreSQL connection pool for tools: asyncpg, sized from the environment, with stats.
+
+::
+
+    from ai_spine_tools.postgres import PostgresPool
+
+    async def setup(config):
+        return await PostgresPool.from_env().open()     # DATABASE_URL, DB_POOL_MIN/MAX/IDLE_TIMEOUT
+
+    async def execute(input, config, context):
+        rows = await context.resources.fetch("SELECT * FROM users WHERE city = $1", input["city"])
+
+    async def cleanup(pool):
+        await pool.close()
+
+A database that cannot be reached does not stop the server from starting: the pool reports itself
+down (``check()`` says not ready, so ``/ready`` answers 503), calls fail at once with a retryable
+503 (``SERVICE_UNAVAILABLE``, or ``CIRCUIT_OPEN`` while its breaker waits to probe again), and the
+first call after ``reconnect_interval`` seconds tries again, so the pool recovers by itself when
+the database returns. Only connection failures count against it; a failing SQL statement is the
+statement's problem and raises asyncpg's error unchanged. Needs the ``[postgres]`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from ai_spine_tools._breaker import CircuitBreaker
+from ai_spine_tools._pools import register_pool, unregister_pool
+from ai_spine_tools.exceptions import ServerConfigurationError, ServiceUnavailableError
+
+__all__ = ["PostgresPool"]
+
+logger = logging.getLogger("ai_spine_tools.postgres")
+
+
+class PostgresPool:
+    """A pooled asyncpg connection source with fail-fast outages and figures for metrics.
+
+    Sizes: ``min_size`` connections are kept open, at most ``max_size``; a connection idle for
+    ``idle_timeout`` seconds is closed. ``acquire_timeout`` bounds the wait for a free connection,
+    ``connect_timeout`` each new connection; ``command_timeout`` each statement.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        min_size: int = 5,
+        max_size: int = 20,
+        idle_timeout: float = 30.0,
+        acquire_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        command_timeout: float | None = None,
+        reconnect_interval: float = 1.0,
+        name: str = "postgres",
+        **connect_kwargs: Any,
+    ) -> None:
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ServerConfigurationError(
+                f"PostgreSQL pool sizes need 0 <= min <= max and max >= 1 "
+                f"(got min {min_size}, max {max_size})"
+            )
+        self.dsn = dsn
+        self.name = name
+        self.min_size, self.max_size = min_size, max_size
+        self.idle_timeout = idle_timeout
+        self.acquire_timeout = acquire_timeout
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._connect_kwargs = connect_kwargs
+        self.breaker = CircuitBreaker(
+            1, reconnect_interval, name=f"{name}-connection", _register=False
+        )
+        self._pool: Any = None
+        self._opening: asyncio.Lock | None = None
+        self._closed = False
+        self.in_use = 0
+        self.waiting = 0
+        self.acquired = 0
+        self.acquire_timeouts = 0
+        self.connect_failures = 0
+        self._wait_total_ms = 0.0
+        self._wait_max_ms = 0.0
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> PostgresPool:
+        """Build a pool from ``DATABASE_URL``, ``DB_POOL_MIN`` (5), ``DB_POOL_MAX`` (20) and
+        ``DB_POOL_IDLE_TIMEOUT`` (ms, 30000); ``options`` win over the environment."""
+        env = os.environ if environ is None else environ
+        dsn = options.pop("dsn", None) or env.get("DATABASE_URL", "").strip()
+        if not dsn:
+            raise ServerConfigurationError(
+                "DATABASE_URL is not set: it should name the PostgreSQL database, "
+                "e.g. postgresql://user@127.0.0.1:5432/dbname",
+                details={"variable": "DATABASE_URL"},
+            )
+        options.setdefault("min_size", _env_int(env, "DB_POOL_MIN", 5))
+        options.setdefault("max_size", _env_int(env, "DB_POOL_MAX", 20))
+        options.setdefault("idle_timeout", _env_int(env, "DB_POOL_IDLE_TIMEOUT", 30_000) / 1000)
+        return cls(dsn, **options)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self, *, require: bool = False) -> PostgresPool:
+        """Open the pool (``min_size`` connections). An unreachable database is logged and
+        retried on use, unless ``require`` makes it fail start-up instead. Returns the pool."""
+        self._closed = False
+        register_pool(self.name, self)
+        try:
+            await self._connect()
+        except ServiceUnavailableError:
+            if require:
+                raise
+            logger.warning(
+                "PostgreSQL pool %s starts without a database: %s", self.name, self.last_error
+            )
+        return self
+
+    async def close(self) -> None:
+        """Close every connection (waiting for those in use to be released, up to 10 s)."""
+        self._closed = True
+        unregister_pool(self.name, self)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10.0)
+            except TimeoutError:
+                pool.terminate()
+
+    async def __aenter__(self) -> PostgresPool:
+        return await self.open()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _connect(self) -> Any:
+        import asyncpg
+
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is not None:
+                return self._pool
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=self.min_size,
+                    max_size=self.max_size,
+                    max_inactive_connection_lifetime=self.idle_timeout,
+                    timeout=self.connect_timeout,
+                    command_timeout=self.command_timeout,
+                    **self._connect_kwargs,
+                )
+            except Exception as exc:
+                raise self._unavailable(exc) from exc
+            self.last_error = None
+            size = self._pool.get_size()
+            logger.info("PostgreSQL pool %s open (%d connections)", self.name, size)
+            return self._pool
+
+    def _unavailable(self, exc: BaseException) -> ServiceUnavailableError:
+        self.connect_failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        retry_ms = max(1, int(self.breaker.recovery_timeout * 1000))
+        return ServiceUnavailableError(
+            "The database is unreachable; retry shortly",
+            retry_after_ms=retry_ms,
+            details={"dependency": self.name},
+        )
+
+    # -- use ---------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        """Lend a connection for the block and take it back after, whatever happens.
+
+        Raises a retryable ``ServiceUnavailableError`` when the database cannot be reached or
+        no connection frees up within ``acquire_timeout``, and ``CircuitOpenError`` while
+        connecting is suspended after a failure.
+        """
+        if self._closed:
+            raise ServiceUnavailableError("The database pool is closed", retry_after_ms=1000)
+        breaker = self.breaker
+        epoch = await breaker._enter()
+        cause: BaseException | None = None  # a connection failure: what the breaker counts
+        try:
+            pool = self._pool
+            if pool is None:
+                try:
+                    pool = await self._connect()
+                except ServiceUnavailableError as exc:
+                    cause = exc.__cause__
+                    raise
+            started = time.perf_counter()
+            self.waiting += 1
+            try:
+                connection = await pool.acquire(timeout=self.acquire_timeout)
+            except TimeoutError as exc:
+                self.acquire_timeouts += 1
+                raise ServiceUnavailableError(
+                    f"No database connection was free within {self.acquire_timeout} s",
+                    retry_after_ms=1000,
+                    details={"dependency": self.name},
+                ) from exc
+            except Exception as exc:
+                if not _is_connection_error(exc):
+                    raise
+                cause = exc
+                raise self._unavailable(exc) from exc
+            finally:
+                self.waiting -= 1
+                waited = (time.perf_counter() - started) * 1000.0
+                self._wait_total_ms += waited
+                self._wait_max_ms = max(self._wait_max_ms, waited)
+            self.acquired += 1
+            self.in_use += 1
+            try:
+                yield connection
+            except Exception as exc:
+                if not _is_connection_error(exc):
+                    raise
+                cause = exc
+                raise self._unavailable(exc) from exc
+            finally:
+                self.in_use -= 1
+                await pool.release(connection)
+        except BaseException as exc:
+            # Anything but a lost connection means the database answered; a cancellation is
+            # left to the breaker (it counts only one cut off by the execution deadline).
+            await breaker._exit(epoch, cause or (None if isinstance(exc, Exception) else exc))
+            raise
+        else:
+            await breaker._exit(epoch, None)
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        """Run ``query`` and return every row."""
+        async with self.acquire() as connection:
+            rows: list[Any] = await connection.fetch(query, *args)
+            return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        """Run ``query`` and return its first row (or ``None``)."""
+        async with self.acquire() as connection:
+            return await connection.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """Run ``query`` and return the first column of its first row."""
+        async with self.acquire() as connection:
+            return await connection.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        """Run a statement and return its status (``"INSERT 0 1"``)."""
+        async with self.acquire() as connection:
+            status: str = await connection.execute(query, *args)
+            return status
+
+    # -- health and figures ------------------------------------------------------------------
+
+    async def check(self, *, within: float = 2.0) -> dict[str, Any]:
+        """Probe the database with ``SELECT 1``; return a health-check result for the tool.
+
+        ``{"status": "healthy", "ready": True, ...}`` when it answers; otherwise
+        ``"degraded"`` and ``"ready": False``, so ``/ready`` answers 503 (take the instance out
+        of rotation) while ``/health`` stays 200 (restarting would not bring the database back).
+        """
+        try:
+            async with asyncio.timeout(within):
+                await self.fetchval("SELECT 1")
+        except Exception as exc:
+            error = getattr(exc, "message", None) or type(exc).__name__
+            return {
+                "status": "degraded",
+                "ready": False,
+                self.name: {**self.stats(), "error": error},
+            }
+        return {"status": "healthy", "ready": True, self.name: self.stats()}
+
+    def stats(self) -> dict[str, Any]:
+        """Pool figures: size, idle, in use, waiting, acquire wait and failures."""
+        pool = self._pool
+        size = pool.get_size() if pool is not None else 0
+        idle = pool.get_idle_size() if pool is not None else 0
+        return {
+            "state": "up" if pool is not None and self.breaker.state == "closed" else "down",
+            "size": size,
+            "idle": idle,
+            "in_use": self.in_use,
+            "waiting": self.waiting,
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+            "acquired": self.acquired,
+            "acquire_wait_ms": {
+                "avg": round(self._wait_total_ms / self.acquired, 3) if self.acquired else 0.0,
+                "max": round(self._wait_max_ms, 3),
+            },
+            "acquire_timeouts": self.acquire_timeouts,
+            "connect_failures": self.connect_failures,
+            "breaker": self.breaker.state,
+            **({"last_error": self.last_error} if self.last_error else {}),
+        }
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InterfaceError,
+    )
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ServerConfigurationError(
+            f"Environment variable {name} is invalid: expected a whole number (got {raw[:60]!r})",
+            details={"variable": name},
+        )
+    return int(raw)

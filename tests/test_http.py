@@ -1,0 +1,114 @@
+"""``context.http``: one pooled client per process, keep-alive, bounded, closed on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from ai_spine_tools import ToolContext, create_tool
+from ai_spine_tools._http import HTTPSettings, close_shared_client, configure_http, shared_client
+from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.testing import AsyncToolTestClient
+
+
+class Upstream:
+    """A tiny keep-alive HTTP/1.1 server on loopback that counts its connections."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.connections = 0
+        self.open = 0
+        self.peak_open = 0
+        self.delay = delay
+        self.server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                await asyncio.sleep(self.delay)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    server = Upstream()
+    server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    yield server
+    server.server.close()
+    await server.server.wait_closed()
+
+
+@pytest.fixture(autouse=True)
+async def fresh_client() -> AsyncIterator[None]:
+    yield
+    await close_shared_client()
+    configure_http()
+
+
+async def test_one_shared_client_per_process_loop() -> None:
+    one = ToolContext(execution_id="a", tool_id="t", tool_version="1")
+    two = ToolContext(execution_id="b", tool_id="t", tool_version="1")
+    assert one.http is two.http
+    await one.http.aclose()
+    assert not one.http.is_closed  # a closed client is replaced
+
+
+async def test_keep_alive_reuses_one_connection(upstream: Upstream) -> None:
+    client = shared_client()
+    for _ in range(20):
+        assert (await client.get(upstream.url)).text == "ok"
+    assert upstream.connections == 1
+
+
+async def test_connections_are_bounded_by_max_connections(upstream: Upstream) -> None:
+    configure_http(max_connections=5)
+    upstream.delay = 0.01
+    client = shared_client()
+    responses = await asyncio.gather(*(client.get(upstream.url) for _ in range(50)))
+    assert all(r.status_code == 200 for r in responses)
+    assert upstream.peak_open <= 5
+
+
+async def test_the_server_sizes_the_pool_and_closes_it_on_shutdown(upstream: Upstream) -> None:
+    seen: list[Any] = []
+
+    async def execute(input: dict[str, Any], config: dict[str, Any], context: ToolContext) -> Any:
+        seen.append(context.http)
+        response = await context.http.get(upstream.url)
+        return {"status": response.status_code}
+
+    tool = create_tool(
+        metadata={"name": "fetcher", "version": "1.0.0", "description": "d", "capabilities": ["x"]},
+        execute=execute,
+    )
+    async with AsyncToolTestClient(tool, ServerSettings(max_connections=7)) as client:
+        assert (await client.execute({})).output_data == {"status": 200}
+        await client.execute({})
+        pools = (await client.get("/metrics")).json["pools"]
+        assert pools["http"]["max_connections"] == 7
+        assert pools["http"]["open"] == 1
+    assert seen[0] is seen[1]
+    assert seen[0].is_closed  # the tool's shutdown closed it
+
+
+def test_settings_have_sane_defaults() -> None:
+    settings = HTTPSettings()
+    assert settings.max_connections == 100
+    assert settings.timeout > settings.connect_timeout > 0
