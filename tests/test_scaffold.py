@@ -7,8 +7,10 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import venv
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -67,9 +69,11 @@ def test_a_generated_project_passes_its_tests_and_serves(
         check=True,
         timeout=300,
     )
+    service_env = {**os.environ, **_services(template, name)}
     tests = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
+        env=service_env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -85,7 +89,7 @@ def test_a_generated_project_passes_its_tests_and_serves(
     assert container["command"] == command == ["ai-spine", "serve", f"src/{package}/tool.py"]
 
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1"}
+    env = {**service_env, "PORT": str(port), "HOST": "127.0.0.1"}
     server = subprocess.Popen(
         [str(fresh_venv / "bin" / command[0]), *command[1:]],
         cwd=project,
@@ -111,6 +115,37 @@ def test_a_generated_project_passes_its_tests_and_serves(
     finally:
         server.terminate()
         server.wait(20)
+
+
+def _services(template: str, name: str) -> dict[str, str]:
+    """The environment each template's project needs here: local services, never the internet."""
+    if template == "database":
+        return {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"}
+    if template == "cached":
+        prefix = f"scaffold-{name}-{os.getpid()}:"
+        return {"REDIS_URL": "redis://127.0.0.1:6379/0", "AI_SPINE_REDIS_PREFIX": prefix}
+    if template == "http-api":
+        return {"WEATHER_API_URL": _forecast_stub()}
+    return {}
+
+
+class _Forecast(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"current": {"temperature_2m": 20.0, "wind_speed_10m": 1.0}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _forecast_stub() -> str:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forecast)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1/forecast"
 
 
 def _json_after(pattern: str, text: str) -> list[str]:
