@@ -6,8 +6,9 @@ median of its rounds, so slow moments of a noisy machine fall on all of them ali
 reported as ratios against the baseline and FastAPI, with idle and peak RSS, a leak check (RSS
 after 10,000 and after 100,000 requests) and the cold import time of ``ai_spine_tools``.
 
-    python -m bench.server            # the full run (about two minutes)
-    python -m bench.server --smoke    # a few seconds, no targets checked
+    python -m bench.server                # the full run (about two minutes)
+    python -m bench.server --smoke        # a few seconds, no targets checked
+    python -m bench.server --metrics-off  # also ours with AI_SPINE_METRICS=false: what metrics cost
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ APPS = [
     App("ours", "ai_spine_tools._server:app_from_env", factory=True, env=OURS_ENV),
     App("fastapi", "bench.apps.fastapi_weather:app"),
 ]
+METRICS_OFF = App(
+    "ours_metrics_off",
+    "ai_spine_tools._server:app_from_env",
+    factory=True,
+    env={**OURS_ENV, "AI_SPINE_METRICS": "false"},
+)
 
 
 @dataclass
@@ -240,18 +247,26 @@ def import_time_ms(repeats: int = 5) -> float:
     return round(min(runs) * 1000, 1)
 
 
-def run(*, seconds: float, rounds: int, connections: int, leak_requests: int) -> dict[str, Any]:
+def run(
+    *,
+    seconds: float,
+    rounds: int,
+    connections: int,
+    leak_requests: int,
+    metrics_off: bool = False,
+) -> dict[str, Any]:
     """Run the whole benchmark and return its results."""
+    apps = [*APPS, METRICS_OFF] if metrics_off else APPS
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run 'apt-get install wrk' (Debian) and try again")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(WRK_SCRIPT)
         script = Path(handle.name)
-    measures: dict[str, list[Measure]] = {app.name: [] for app in APPS}
+    measures: dict[str, list[Measure]] = {app.name: [] for app in apps}
     idle: dict[str, float] = {}
     try:
         for _ in range(rounds):
-            for app in APPS:
+            for app in apps:
                 server = Server(app)
                 try:
                     idle.setdefault(app.name, round(server.rss_mb(), 1))
@@ -275,15 +290,19 @@ def run(*, seconds: float, rounds: int, connections: int, leak_requests: int) ->
         for name, runs in measures.items()
     }
     ours, base, fast = results["ours"], results["baseline"], results["fastapi"]
+    ratios = {
+        "ours_vs_baseline_rps": round(ours.requests_per_s / base.requests_per_s, 3),
+        "ours_vs_baseline_p99": round(ours.p99_ms / base.p99_ms, 3),
+        "ours_vs_fastapi_rps": round(ours.requests_per_s / fast.requests_per_s, 3),
+    }
+    if metrics_off:
+        off = results[METRICS_OFF.name]
+        ratios["metrics_on_vs_off_rps"] = round(ours.requests_per_s / off.requests_per_s, 3)
     return {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "settings": {"seconds": seconds, "rounds": rounds, "connections": connections},
         "results": {name: asdict(result) for name, result in results.items()},
-        "ratios": {
-            "ours_vs_baseline_rps": round(ours.requests_per_s / base.requests_per_s, 3),
-            "ours_vs_baseline_p99": round(ours.p99_ms / base.p99_ms, 3),
-            "ours_vs_fastapi_rps": round(ours.requests_per_s / fast.requests_per_s, 3),
-        },
+        "ratios": ratios,
         "leak_check": leak,
         "import_time_ms": import_time_ms(),
         "cache_hit": "not measured: result caching is not built yet",
@@ -301,15 +320,19 @@ TARGETS: list[Target] = [
         lambda r: r["leak_check"].get("growth_ratio", 1) <= 1.10,
     ),
     ("import ai_spine_tools <= 150 ms", lambda r: r["import_time_ms"] <= 150),
+    (
+        "metrics on >= 0.95 x metrics off requests/s (with --metrics-off)",
+        lambda r: r["ratios"].get("metrics_on_vs_off_rps", 1.0) >= 0.95,
+    ),
 ]
 
 
 def report(results: dict[str, Any], *, check: bool) -> bool:
     """Print the table, ratios and targets; return whether every target is met."""
-    print(f"{'app':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'idle MB':>9}{'peak MB':>9}")
+    print(f"{'app':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'idle MB':>9}{'peak MB':>9}")
     for name, r in results["results"].items():
         print(
-            f"{name:<10}{r['requests_per_s']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+            f"{name:<18}{r['requests_per_s']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
             f"{r['idle_rss_mb']:>9.1f}{r['peak_rss_mb']:>9.1f}"
         )
     for name, value in results["ratios"].items():
@@ -360,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--leak-requests", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=RESULTS / "server.json")
+    parser.add_argument(
+        "--metrics-off", action="store_true", help="also run ours with AI_SPINE_METRICS=false"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.leak_requests = 1, 0
@@ -369,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         connections=args.connections,
         leak_requests=args.leak_requests,
+        metrics_off=args.metrics_off,
     )
     ok = report(results, check=not args.smoke)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,17 @@ def exchange(
     return RawResponse(status, head, body, closed, time.monotonic() - started)
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """Read one whole response (headers and ``Content-Length`` body) from ``sock``."""
+    received = b""
+    while not _complete(received):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
 def _complete(data: bytes) -> bool:
     head, separator, body = data.partition(b"\r\n\r\n")
     if not separator:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from ai_spine_tools import Tool
 from ai_spine_tools.cli import main
 from serverproc import EXAMPLES, TOOLS
 
@@ -76,3 +79,33 @@ def test_version_and_help() -> None:
     help_text = runner.invoke(main, ["--help"]).output
     assert "serve" in help_text
     assert "call" in help_text
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("json-schema", lambda tool: tool.json_schema()),
+        ("openai", lambda tool: tool.to_openai_tool()),
+        ("anthropic", lambda tool: tool.to_anthropic_tool()),
+        ("mcp", lambda tool: {"name": tool.name, "title": tool.name, **_mcp_rest(tool)}),
+    ],
+)
+def test_schema_prints_each_format(kind: str, expected: Callable[[Tool], Any]) -> None:
+    from weather import tool as weather
+
+    printed = CliRunner().invoke(main, ["schema", WEATHER, "--format", kind])
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.output) == expected(weather)
+
+
+def _mcp_rest(tool: Tool) -> dict[str, Any]:
+    return {"description": tool.metadata.description, "inputSchema": tool.json_schema()}
+
+
+def test_mcp_and_serve_mcp_are_offered() -> None:
+    runner = CliRunner()
+    assert "--mcp" in runner.invoke(main, ["serve", "--help"]).output
+    assert "stdin" in runner.invoke(main, ["mcp", "--help"]).output
+    missing = runner.invoke(main, ["mcp", "missing/tool.py"])
+    assert missing.exit_code != 0
+    assert "does not exist" in missing.output

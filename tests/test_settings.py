@@ -35,6 +35,18 @@ def test_defaults_need_no_environment() -> None:
         ({"AI_SPINE_LOG_LEVEL": "DEBUG"}, "log_level", "debug"),
         ({"AI_SPINE_CORS_ORIGINS": "https://a.example"}, "cors_origins", ("https://a.example",)),
         ({"PORT": ""}, "port", 3000),
+        ({"AI_SPINE_MAX_JSON_DEPTH": "32"}, "max_json_depth", 32),
+        ({"AI_SPINE_MAX_JSON_ITEMS": "5000"}, "max_json_items", 5000),
+        ({"AI_SPINE_MAX_HEADER_BYTES": "8192"}, "max_header_bytes", 8192),
+        ({"AI_SPINE_READ_TIMEOUT": "12.5"}, "read_timeout_s", 12.5),
+        ({"AI_SPINE_KEEP_ALIVE": "2"}, "keep_alive_s", 2),
+        ({"AI_SPINE_MAX_CLIENT_CONNECTIONS": "64"}, "max_client_connections", 64),
+        ({"AI_SPINE_API_KEYS_FILE": "/run/keys"}, "api_keys_file", "/run/keys"),
+        ({"AI_SPINE_SIGNING_SECRETS": "s1,s2"}, "signing_secrets", ("s1", "s2")),
+        ({"AI_SPINE_SIGNING_SECRETS_FILE": "/run/s"}, "signing_secrets_file", "/run/s"),
+        ({"AI_SPINE_SIGNATURE_TOLERANCE": "60"}, "signature_tolerance_s", 60),
+        ({"AI_SPINE_PUBLIC_ROUTES": "/metrics"}, "public_routes", ("/metrics",)),
+        ({"AI_SPINE_CSP": "default-src 'self'"}, "content_security_policy", "default-src 'self'"),
         ({"AI_SPINE_CACHE_TTL": "0"}, "cache_ttl_s", 0),
         ({"REDIS_URL": "redis://cache:6380/1"}, "redis_url", "redis://cache:6380/1"),
         ({"REDIS_URL": "unix:///run/redis.sock"}, "redis_url", "unix:///run/redis.sock"),
@@ -70,6 +82,14 @@ def test_each_variable_is_read(environ: dict[str, str], attribute: str, value: o
         ({"AI_SPINE_LOG_LEVEL": "chatty"}, "AI_SPINE_LOG_LEVEL"),
         ({"AI_SPINE_SHUTDOWN_GRACE": "nan"}, "AI_SPINE_SHUTDOWN_GRACE"),
         ({"AI_SPINE_REQUIRE_AUTH": "true"}, "AI_SPINE_API_KEYS"),
+        ({"AI_SPINE_MAX_JSON_DEPTH": "1"}, "AI_SPINE_MAX_JSON_DEPTH"),
+        ({"AI_SPINE_MAX_JSON_ITEMS": "0"}, "AI_SPINE_MAX_JSON_ITEMS"),
+        ({"AI_SPINE_MAX_HEADER_BYTES": "100"}, "AI_SPINE_MAX_HEADER_BYTES"),
+        ({"AI_SPINE_READ_TIMEOUT": "soon"}, "AI_SPINE_READ_TIMEOUT"),
+        ({"AI_SPINE_KEEP_ALIVE": "0"}, "AI_SPINE_KEEP_ALIVE"),
+        ({"AI_SPINE_MAX_CLIENT_CONNECTIONS": "-1"}, "AI_SPINE_MAX_CLIENT_CONNECTIONS"),
+        ({"AI_SPINE_SIGNATURE_TOLERANCE": "0"}, "AI_SPINE_SIGNATURE_TOLERANCE"),
+        ({"AI_SPINE_PUBLIC_ROUTES": "/api/execute"}, "AI_SPINE_PUBLIC_ROUTES"),
         ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL"),
         ({"REDIS_HOST": "cache", "REDIS_PORT": "0"}, "REDIS_PORT"),
         ({"REDIS_MAX_CONNECTIONS": "0"}, "REDIS_MAX_CONNECTIONS"),
@@ -88,3 +108,24 @@ def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) ->
 def test_replace_ignores_none() -> None:
     settings = ServerSettings.from_env({}).replace(port=9000, host=None)
     assert (settings.port, settings.host) == (9000, "0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"AI_SPINE_API_KEYS": "k"},
+        {"AI_SPINE_API_KEYS_FILE": "/run/keys"},
+        {"AI_SPINE_SIGNING_SECRETS": "s"},
+        {"AI_SPINE_SIGNING_SECRETS_FILE": "/run/secrets"},
+    ],
+)
+def test_any_credential_turns_auth_on(environ: dict[str, str]) -> None:
+    settings = ServerSettings.from_env({**environ, "AI_SPINE_REQUIRE_AUTH": "true"})
+    assert settings.auth_enabled
+
+
+def test_repr_hides_keys_secrets_and_the_redis_password() -> None:
+    settings = ServerSettings(
+        api_keys=("k-hidden",), signing_secrets=("s-hidden",), redis_url="redis://:pw-hidden@h/0"
+    )
+    assert "hidden" not in repr(settings)

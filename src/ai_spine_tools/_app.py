@@ -19,15 +19,18 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
-from ai_spine_tools import __version__
+from ai_spine_tools import __version__, _dashboard
 from ai_spine_tools._auth import APIKeyAuth, SignatureAuth, signature_headers
 from ai_spine_tools._context import SecurityContext, ToolContext, new_execution_id
+from ai_spine_tools._headers import API_SECURITY_HEADERS, page_security_headers
 from ai_spine_tools._http import configure_http
+from ai_spine_tools._instance import InstanceMetrics
 from ai_spine_tools._limits import JSONLimits, has_open_fields
+from ai_spine_tools._logging import log_execution
 from ai_spine_tools._openapi import openapi_document
 from ai_spine_tools._ratelimit import RateLimiter
 from ai_spine_tools._schema import invalid_json
@@ -51,6 +54,10 @@ from ai_spine_tools.exceptions import (
     ValidationIssue,
 )
 
+if TYPE_CHECKING:
+    from ai_spine_tools._mcp import MCPEndpoint
+    from ai_spine_tools._tracing import Tracing
+
 __all__ = ["ToolApp", "create_app", "with_middleware"]
 
 logger = logging.getLogger("ai_spine_tools.server")
@@ -63,13 +70,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = b"application/json"
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
-_SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    # JSON answers load nothing: the strictest policy. HTML pages get settings' page policy.
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
-]
+# JSON answers load nothing: the strictest policy. HTML pages get the page policy (_headers).
+_SECURITY_HEADERS = API_SECURITY_HEADERS
 _HEALTH_CHECK_TIMEOUT_S = 5.0
 
 
@@ -204,6 +206,23 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     )
 
 
+def _replay(body: bytes, *, then: Receive | None = None) -> Receive:
+    """Return a ``receive`` that gives ``body`` once, then what ``then`` gives (else nothing)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if then is not None:
+            return await then()
+        await asyncio.Event().wait()  # no more messages: the caller is cancelled when done
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -269,11 +288,20 @@ class ToolApp:
             max_depth=self.settings.max_json_depth, max_items=self.settings.max_json_items
         )
         self._open_input = has_open_fields(tool.input_schema.fields)
-        self._page_headers = [
-            *_SECURITY_HEADERS[:-1],
-            (b"content-security-policy", self.settings.content_security_policy.encode()),
-        ]
-        self._log_requests = logger.isEnabledFor(logging.DEBUG)
+        self._log_level = logging.INFO if self.settings.log_requests else logging.DEBUG
+        self._log_requests = logger.isEnabledFor(self._log_level)
+        self._metrics_on = self.settings.metrics
+        self.instance = InstanceMetrics.from_env(tool.metrics, self._figures)
+        """The other workers of this instance, when it runs several (see ``_instance``)."""
+        self._tracing: Tracing | None = _tracing(tool) if self.settings.tracing else None
+        if self.settings.dashboard:
+            self._routes["/dashboard"] = {"GET": self.dashboard}
+        self.mcp: MCPEndpoint | None = None
+        """MCP over Streamable HTTP at ``/mcp`` (``AI_SPINE_MCP``); see ``_mcp``."""
+        if self.settings.mcp:
+            from ai_spine_tools._mcp import MCPEndpoint
+
+            self.mcp = MCPEndpoint(self)
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -288,6 +316,9 @@ class ToolApp:
         if route is None:
             path = _normalise(path)
             route = self._routes.get(path)
+            if route is None and path == "/mcp" and self.mcp is not None:
+                await self._serve_mcp(request, send)
+                return
         method = scope["method"]
         head = method == "HEAD"
         try:
@@ -331,7 +362,7 @@ class ToolApp:
                 _SECURITY_HEADERS
                 if response.content_type is _JSON
                 or not response.content_type.startswith(b"text/html")
-                else self._page_headers
+                else page_security_headers(self.settings.content_security_policy, response.body)
             ),
             *request.extra_headers,
             *response.headers,
@@ -356,17 +387,23 @@ class ToolApp:
                 configure_http(max_connections=self.settings.max_connections)
                 try:
                     await self.tool.start()
+                    if self.mcp is not None:
+                        await self.mcp.start()
                 except Exception as exc:
                     logger.exception("start-up of tool %s failed", self.tool.name)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self.started_at = time.monotonic()
                 self._watch_shutdown_signals()
-                self._log_requests = logger.isEnabledFor(logging.DEBUG)  # logging is set up now
+                self._log_requests = logger.isEnabledFor(self._log_level)  # logging is set now
+                if self.instance is not None:
+                    self.instance.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True
                 self._restore_signals()
+                if self.mcp is not None:
+                    await self.mcp.stop()
                 try:
                     await self.tool.stop()
                 except Exception:
@@ -375,6 +412,8 @@ class ToolApp:
                     if self.tool.cache.store is not self.tool.cache.memory:
                         self.tool.cache.use_shared(None)
                     await self.redis.close()
+                if self.instance is not None:
+                    await self.instance.stop()  # a last write: this worker's counts outlive it
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -415,6 +454,7 @@ class ToolApp:
             self.in_flight += 1
         elif not await self._wait_for_slot():
             return self._overloaded(request)
+        span = None if self._tracing is None else self._tracing.begin(request)
         try:
             self._check_content_type(request)
             if self.limiter is not None:
@@ -444,6 +484,8 @@ class ToolApp:
                 raw_input = msgspec.Raw(b"{}")
             values = tool.input_schema.decode_json(raw_input)
             config = tool.config.for_request(envelope.config)
+            if span is not None:
+                span.phase("execute")
             if tool.streams:
                 response = await self._stream(request, execution_id, envelope, values, config)
                 streaming = True  # the stream frees the slot and records metrics when it ends
@@ -463,6 +505,8 @@ class ToolApp:
                 took_ms = (time.perf_counter() - begun) * 1000.0
                 if result.failure is not None:
                     raise result.failure
+                if span is not None:
+                    span.phase("encode")
                 response = self._success(execution_id, result.data, result.metadata, took_ms)
         except ToolError as exc:
             code = exc.code
@@ -473,15 +517,100 @@ class ToolApp:
                     self._hand_over()
                 else:
                     self.in_flight -= 1
-                self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
-            if self._log_requests:  # AI_SPINE_LOG_LEVEL=debug: one line per execution
-                logger.debug(
-                    "execute %s by %s: %s",
-                    execution_id,
-                    request.scope.get("ai_spine.key_id") or request.client_ip,
-                    code or "ok",
-                )
+                if self._metrics_on:
+                    now = time.perf_counter()
+                    self.tool.metrics.record((now - request.started) * 1000.0, code, now)
+            if span is not None:
+                span.end(execution_id, request.request_id, code)
+            if self._log_requests:  # AI_SPINE_LOG_REQUESTS (or log level debug): one line each
+                self._log_execution(request, execution_id, code)
         return response
+
+    def _log_execution(self, request: Request, execution_id: str | None, code: str | None) -> None:
+        request_id = request.request_id
+        log_execution(
+            logger,
+            self._log_level,
+            tool=self.tool.name,
+            execution_id=execution_id,
+            request_id=None if request_id is None else request_id.decode("latin-1"),
+            code=code,
+            duration_ms=(time.perf_counter() - request.started) * 1000.0,
+            key_id=request.scope.get("ai_spine.key_id"),
+        )
+
+    async def execute_call(
+        self, arguments: Any, *, scope: Scope | None = None
+    ) -> tuple[int, bytes]:
+        """Run one execution for a protocol served beside ``/api/execute`` (MCP) down the execute
+        corridor (overload, rate limit, validation, cache, deadline, metrics, error mapping) and
+        return the status and body ``/api/execute`` answers; a streaming tool's whole NDJSON body.
+
+        ``scope`` is the request that carried the call, if any: its peer, user agent, request id
+        and authenticated key id become those of the execution. Authentication itself is the
+        carrier's (``_serve_mcp``).
+        """
+        outer = scope or {}
+        kept = (b"user-agent", b"x-request-id")
+        inner: Scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/execute",
+            "headers": [
+                (b"content-type", _JSON),
+                *((name, value) for name, value in outer.get("headers", ()) if name in kept),
+            ],
+            "client": outer.get("client") or ("local", 0),
+        }
+        if outer.get("ai_spine.key_id") is not None:
+            inner["ai_spine.key_id"] = outer["ai_spine.key_id"]
+        body = self._encoder.encode({"input_data": arguments})
+        response = await self.execute(Request(inner, _replay(body)))
+        stream = response.stream
+        if stream is None:
+            return response.status, response.body
+        chunks: list[bytes] = []
+
+        async def collect(message: Message) -> None:
+            chunks.append(message.get("body", b""))
+
+        await stream.send(collect, _replay(b""))
+        return response.status, b"".join(chunks)
+
+    async def _serve_mcp(self, request: Request, send: Send) -> None:
+        """``/mcp``: the origin check MCP asks for, authentication as for ``/api/execute`` and the
+        body read within its limit (a signed body verified), then the MCP endpoint answers."""
+        scope = request.scope
+        body: bytes | None = None
+        try:
+            origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+            if origin is not None and origin.decode("latin-1") not in self.settings.cors_origins:
+                raise ToolError(
+                    "Origin not allowed: list it in AI_SPINE_CORS_ORIGINS",
+                    code="FORBIDDEN_ORIGIN",
+                    status=403,
+                    type="authentication_error",
+                )
+            if self.auth_on:
+                self._authenticate(request, "/mcp")
+            if scope["method"] == "POST":
+                body = await request.body(self.settings.max_body_bytes)
+                self._verify_signature(request, body)
+        except _DisconnectedError:
+            return
+        except ToolError as exc:
+            await self._send(send, request, self._error(request, exc), head=False)
+            return
+        assert self.mcp is not None
+        extra = [(b"x-tool-version", self._version), *_SECURITY_HEADERS]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        receive = request.receive if body is None else _replay(body, then=request.receive)
+        await self.mcp(scope, receive, send_with_headers)
 
     async def _wait_for_slot(self) -> bool:
         """Wait (``queue_timeout_ms`` at most, behind at most ``queue_size`` others) for a
@@ -529,7 +658,8 @@ class ToolApp:
             retry_after_ms=1000,
             details={"max_concurrent_executions": limit, "queue_size": self.settings.queue_size},
         )
-        self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, exc.code)
+        if self._metrics_on:
+            self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, exc.code)
         return self._error(request, exc, errors_as_200=True)
 
     def concurrency(self) -> dict[str, Any]:
@@ -564,7 +694,8 @@ class ToolApp:
 
         def finish(code: str | None) -> None:
             self._free_slot()
-            self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
+            if self._metrics_on:
+                self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
 
         stream = ResultStream(
             tool.open_stream(values, config, context),
@@ -687,7 +818,10 @@ class ToolApp:
 
     def _refused(self, request: Request, exc: AuthenticationError) -> AuthenticationError:
         self.auth_rejected += 1
-        request.extra_headers.append((b"www-authenticate", b'Bearer realm="ai-spine-tool"'))
+        if request.scope["path"].startswith(_dashboard.PAGE):  # a browser: let it ask for a key
+            request.extra_headers.append(_dashboard.BASIC_CHALLENGE)
+        else:
+            request.extra_headers.append((b"www-authenticate", b'Bearer realm="ai-spine-tool"'))
         if self._log_requests:
             logger.debug(
                 "refused %s %s from %s: %s",
@@ -816,6 +950,19 @@ class ToolApp:
             },
         }
         breakers = self.tool.breakers.stats()
+        if self.instance is not None:  # several workers: report the instance
+            merged, figures, body["workers"] = self.instance.collect()
+            concurrency = figures.get("concurrency") or {}
+            body["uptime_seconds"] = round(merged.uptime_seconds(), 3)
+            body["requests"] = {
+                "total": merged.total,
+                "errors": merged.errors,
+                "in_flight": concurrency.get("in_flight", 0),
+                "queued": concurrency.get("queued", 0),
+                "max_concurrent": self.max_in_flight,
+                "rejected_overloaded": concurrency.get("rejected", 0),
+            }
+            breakers = figures.get("breakers") or {}
         if breakers:
             body["breakers"] = breakers
             if state == "healthy" and any(b["state"] != "closed" for b in breakers.values()):
@@ -850,18 +997,61 @@ class ToolApp:
 
     async def metrics(self, request: Request) -> Response:
         """``GET /metrics``: the metrics snapshot as JSON (with an ``auth`` block when auth is
-        on: callers by key id, never by key)."""
-        body = self.tool.get_metrics().to_dict()
-        if self.auth_on:
-            body["auth"] = {
-                "api_keys_active": 0 if self.auth is None else len(self.auth.key_ids),
-                "signing_secrets_active": (
-                    0 if self.signatures is None else len(self.signatures.key_ids)
-                ),
-                "rejected": self.auth_rejected,
-                "requests_by_key": dict(self.requests_by_key),
-            }
+        on: callers by key id, never by key), or Prometheus text when the ``Accept`` header asks
+        for it (``text/plain`` or ``application/openmetrics-text``, as a scraper does) or
+        ``?format=prometheus``. With several workers, the figures of the whole instance."""
+        accept = _exposition(request.scope)
+        if self.instance is None and accept is None:  # one worker: what tool.get_metrics() says
+            body = self.tool.get_metrics().to_dict()
+            auth = self._auth_figures()
+        else:
+            metrics, figures, workers = (
+                (self.tool.metrics, self._figures(), 1)
+                if self.instance is None
+                else self.instance.collect()
+            )
+            if accept is not None:
+                from ai_spine_tools._prometheus import render
+
+                text, content_type = render(
+                    metrics,
+                    figures,
+                    tool=self.tool.name,
+                    version=self.tool.version,
+                    sdk=f"ai-spine-tools/{__version__}",
+                    workers=workers,
+                    accept=accept,
+                )
+                return Response(200, text, [], content_type=content_type.encode())
+            body = metrics.snapshot(figures, workers=workers).to_dict()
+            auth = figures.get("auth")
+        if auth is not None:
+            body["auth"] = auth
         return Response(200, self._encoder.encode(body), [])
+
+    def _figures(self) -> dict[str, Any]:
+        """This worker's figures of the moment: the tool's, and who called when auth is on."""
+        return {**self.tool.metrics.figures(), "auth": self._auth_figures()}
+
+    def _auth_figures(self) -> dict[str, Any] | None:
+        if not self.auth_on:
+            return None
+        return {
+            "api_keys_active": 0 if self.auth is None else len(self.auth.key_ids),
+            "signing_secrets_active": (
+                0 if self.signatures is None else len(self.signatures.key_ids)
+            ),
+            "rejected": self.auth_rejected,
+            "requests_by_key": dict(self.requests_by_key),
+        }
+
+    async def dashboard(self, request: Request) -> Response:
+        """``GET /dashboard``: the live metrics page (``AI_SPINE_DASHBOARD=true``)."""
+        if request.scope["path"] != _dashboard.PAGE:  # /dashboard/: its relative links need this
+            location = request.scope.get("root_path", "") + _dashboard.PAGE
+            return Response(308, b"", [(b"location", location.encode())])
+        headers = [(b"cache-control", b"no-cache")]
+        return Response(200, _dashboard.page(), headers, content_type=_dashboard.HTML)
 
     async def info(self, request: Request) -> Response:
         """``GET /``: what this tool is and which endpoints it serves."""
@@ -874,7 +1064,8 @@ class ToolApp:
 
     def endpoints(self) -> list[str]:
         """Return ``"METHOD /path"`` for each route."""
-        return [f"{method} {path}" for path, route in self._routes.items() for method in route]
+        routes = [f"{method} {path}" for path, route in self._routes.items() for method in route]
+        return routes if self.mcp is None else [*routes, "POST /mcp"]
 
     async def _check_tool(self) -> tuple[str, dict[str, Any]]:
         if not self.tool.started:
@@ -895,6 +1086,37 @@ class ToolApp:
                 state = "degraded"
             return state, {"setup": "ok", "tool": outcome}
         return "healthy", {"setup": "ok", "tool": str(outcome)}
+
+
+def _tracing(tool: Tool) -> Tracing:
+    try:
+        from ai_spine_tools._tracing import Tracing
+    except ImportError:
+        raise ServerConfigurationError(
+            "AI_SPINE_TRACING is on but OpenTelemetry is not installed: "
+            "pip install 'ai-spine-tools[otel]'",
+            details={"variable": "AI_SPINE_TRACING"},
+        ) from None
+    return Tracing(tool.name)
+
+
+def _exposition(scope: Scope) -> str | None:
+    """The Prometheus format a ``/metrics`` request asks for (an ``Accept`` value), or ``None``
+    for JSON. JSON wins when the client accepts it (browsers, axios); ``?format=`` wins over
+    all."""
+    query = scope.get("query_string") or b""
+    if b"format=" in query:
+        if b"format=prometheus" in query:
+            return "text/plain"
+        if b"format=openmetrics" in query:
+            return "application/openmetrics-text"
+        return None
+    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+    if b"application/json" in accept:
+        return None
+    if b"application/openmetrics-text" in accept or b"text/plain" in accept:
+        return accept.decode("latin-1")
+    return None
 
 
 def _shared_cache(settings: ServerSettings) -> RedisCache | None:

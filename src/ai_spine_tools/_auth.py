@@ -20,6 +20,7 @@ test guesses of a weak key quickly.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import logging
@@ -219,7 +220,11 @@ class APIKeyAuth:
                 )
 
     def identify(self, api_key: bytes | None, authorization: bytes | None) -> str | None:
-        """Return the key id of a valid key, else ``None``."""
+        """Return the key id of a valid key, else ``None``.
+
+        The key comes from ``X-API-Key``, ``Authorization: Bearer KEY``, or ``Authorization:
+        Basic`` with the key as the password (any user name): what a browser can send.
+        """
         if self._reloader is not None:
             self._refresh()
         presented = api_key
@@ -227,6 +232,8 @@ class APIKeyAuth:
             scheme, _, token = authorization.partition(b" ")
             if scheme.lower() == b"bearer":
                 presented = token.strip()
+            elif scheme.lower() == b"basic":
+                presented = _basic_password(token.strip())
         if not presented:
             return None
         digest = hashlib.sha256(presented).digest()
@@ -235,6 +242,16 @@ class APIKeyAuth:
             if hmac.compare_digest(stored, digest):
                 matched = entry
         return matched
+
+
+def _basic_password(token: bytes) -> bytes | None:
+    """The password of an HTTP Basic credential (``base64(user:password)``), if well formed."""
+    try:
+        decoded = binascii.a2b_base64(token, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    _, colon, password = decoded.partition(b":")
+    return password if colon else None
 
 
 def signature_base(timestamp: str | bytes, method: str, path: str, body: bytes) -> bytes:

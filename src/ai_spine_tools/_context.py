@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ai_spine_tools._custom_metrics import CustomMetrics
+
 if TYPE_CHECKING:
     import httpx
 
@@ -75,6 +77,8 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
     memory, with Redis behind it when one is configured); ``flags`` says whether the caller
     asked to bypass cached results. ``breaker(name)`` is one of the tool's circuit breakers,
     ``http`` the shared pooled HTTP client, ``report_progress()`` records progress.
+    ``metrics`` is the tool's one registry of custom counters, gauges and timers
+    (``with context.metrics.timer("database_query"): ...``; see ``CustomMetrics``).
     A msgspec ``Struct`` rather than a dataclass: it is built for every request, in a third of
     the time.
     """
@@ -94,6 +98,7 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
     flags: ExecutionFlags = NO_FLAGS
     breakers: BreakerRegistry | None = None
     progress: dict[str, Any] | None = None
+    metrics: CustomMetrics = msgspec.field(default_factory=CustomMetrics)
 
     @property
     def timestamp(self) -> dt.datetime:

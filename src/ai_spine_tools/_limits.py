@@ -71,6 +71,8 @@ class JSONLimits:
 
     def check_depth(self, body: bytes) -> None:
         """Raise when ``body`` nests past ``max_depth``."""
+        if len(body) <= 2 * self.max_depth:  # too short to nest that deep
+            return
         if body.count(b"[") + body.count(b"{") <= self.max_depth:
             return  # strings may hold brackets too: this bound is safe, not exact
         if json_shape(body, stop_at_depth=self.max_depth + 1)[0] > self.max_depth:

@@ -27,6 +27,7 @@ import msgspec
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from ai_spine_tools._headers import API_SECURITY_HEADERS
 from ai_spine_tools.exceptions import (
     HeadersTooLargeError,
     OverloadedError,
@@ -39,12 +40,7 @@ __all__ = ["DEFAULT_MAX_HEADER_BYTES", "GuardedHTTPProtocol", "error_response"]
 DEFAULT_MAX_HEADER_BYTES = 16_384
 _SWEEP_INTERVAL_S = 1.0
 _SWEEPER = "_ai_spine_sweeper"
-_SECURITY_HEADERS = (
-    b"x-content-type-options: nosniff\r\n"
-    b"x-frame-options: DENY\r\n"
-    b"referrer-policy: no-referrer\r\n"
-    b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
-)
+_SECURITY_HEADERS = b"".join(name + b": " + value + b"\r\n" for name, value in API_SECURITY_HEADERS)
 
 
 class _RefusedError(Exception):
@@ -96,10 +92,7 @@ async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
                 (b"retry-after", b"1"),
-                (b"x-content-type-options", b"nosniff"),
-                (b"x-frame-options", b"DENY"),
-                (b"referrer-policy", b"no-referrer"),
-                (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+                *API_SECURITY_HEADERS,
             ],
         }
     )

@@ -7,10 +7,11 @@ closes, in-flight requests finish (up to the grace period), then ``cleanup`` run
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -18,12 +19,14 @@ from typing import Any, Literal
 import uvicorn
 
 from ai_spine_tools._app import ASGIApp, ToolApp, with_middleware
+from ai_spine_tools._instance import METRICS_DIR_VARIABLE
 from ai_spine_tools._loader import load_tool, locate
+from ai_spine_tools._logging import log_config
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools._tool import Tool
 from ai_spine_tools.exceptions import ToolDefinitionError
 
-__all__ = ["app_from_env", "serve"]
+__all__ = ["app_from_env", "instance_directory", "serve"]
 
 TARGET_VARIABLE = "AI_SPINE_TOOL"
 _STARTUP_FAILURE = 3
@@ -108,7 +111,8 @@ def serve(
     elif settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with instance_directory():
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         runner.run()
         if not runner.started:  # uvicorn logged why; exit as its own CLI does
@@ -123,7 +127,7 @@ def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> No
         raise ToolDefinitionError(
             "granian is not installed: pip install 'ai-spine-tools[granian]'"
         ) from None
-    Granian(
+    server = Granian(
         target,
         address=settings.host,
         port=settings.port,
@@ -138,7 +142,9 @@ def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> No
             header_read_timeout=int(settings.read_timeout_s * 1000) or 30_000,
             max_buffer_size=max(settings.max_header_bytes, 8192),
         ),
-    ).serve()
+    )
+    with instance_directory() if settings.workers > 1 else contextlib.nullcontext(""):
+        server.serve()
 
 
 class _Config(uvicorn.Config):
@@ -149,16 +155,26 @@ class _Config(uvicorn.Config):
 
 
 def _log_config(settings: ServerSettings) -> dict[str, Any]:
-    """uvicorn's logging, with the SDK's own loggers (``ai_spine_tools.*``) on the same handler."""
-    from uvicorn.config import LOGGING_CONFIG
+    """uvicorn's logging, with the SDK's own loggers (``ai_spine_tools.*``) on the same handler,
+    as text or JSON (``AI_SPINE_LOG_FORMAT``)."""
+    return log_config(settings.log_level, settings.log_format)
 
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["ai_spine_tools"] = {
-        "handlers": ["default"],
-        "level": settings.log_level.upper(),
-        "propagate": False,
-    }
-    return config
+
+@contextlib.contextmanager
+def instance_directory() -> Iterator[str]:
+    """A fresh directory where the workers of this instance share their metrics (see
+    ``_instance``), named to them in ``AI_SPINE_METRICS_DIR``; removed when they are done."""
+    directory = tempfile.mkdtemp(prefix="ai-spine-metrics-")
+    previous = os.environ.get(METRICS_DIR_VARIABLE)
+    os.environ[METRICS_DIR_VARIABLE] = directory
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(METRICS_DIR_VARIABLE, None)
+        else:
+            os.environ[METRICS_DIR_VARIABLE] = previous
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _http_protocol() -> Any:

@@ -52,9 +52,14 @@ class ServerSettings:
         (``AI_SPINE_RATE_LIMIT_BY``: ``key`` or ``ip``),
         compression (``AI_SPINE_ENABLE_COMPRESSION``), cors_origins (``AI_SPINE_CORS_ORIGINS``),
         errors_as_200 (``AI_SPINE_ERRORS_AS_200``): execute errors answer HTTP 200,
+        mcp (``AI_SPINE_MCP``, false): also serve the tool over MCP at ``/mcp`` ([mcp] extra),
         shutdown_grace_s (``AI_SPINE_SHUTDOWN_GRACE``, 30): how long in-flight requests may finish,
         debug (``AI_SPINE_DEBUG``): error messages include exception text,
         log_level (``AI_SPINE_LOG_LEVEL``, info), log_format (``AI_SPINE_LOG_FORMAT``, text),
+        log_requests (``AI_SPINE_LOG_REQUESTS``, false): one info line per execution,
+        metrics (``AI_SPINE_METRICS``, true): built-in request metrics are recorded,
+        dashboard (``AI_SPINE_DASHBOARD``, false): the live page at ``/dashboard``,
+        tracing (``AI_SPINE_TRACING``, false): an OpenTelemetry span per execution,
         max_connections (``AI_SPINE_MAX_CONNECTIONS``, 100): outbound connection pool size,
         max_concurrent_executions (``AI_SPINE_MAX_CONCURRENT_EXECUTIONS``, 1000): executions one
         worker runs at once; queue_size (``AI_SPINE_QUEUE_SIZE``, 100) more may wait up to
@@ -66,7 +71,13 @@ class ServerSettings:
         redis_command_timeout_ms (``REDIS_COMMAND_TIMEOUT``, 1000),
         redis_retry_delay_ms (``REDIS_RETRY_DELAY``, 100): pause before retrying a command and
         first pause before trying a failed Redis again,
-        redis_prefix (``AI_SPINE_REDIS_PREFIX``, ``ai-spine:``): prefix of every Redis key.
+        redis_prefix (``AI_SPINE_REDIS_PREFIX``, ``ai-spine:``): prefix of every Redis key,
+        diagnostics (``AI_SPINE_DIAGNOSTICS``, true): the event-loop, leak and pool watches
+        (see ``_loopwatch``, ``_leakwatch``), blocking_threshold_ms
+        (``AI_SPINE_BLOCKING_THRESHOLD_MS``, 100), blocking_stacks (``AI_SPINE_BLOCKING_STACKS``,
+        false; on in ``ai-spine dev``), leak_slope_mb (``AI_SPINE_LEAK_SLOPE_MB``, 1.0: MB per
+        1000 requests), leak_sample_interval_s (``AI_SPINE_LEAK_SAMPLE_INTERVAL``, 5),
+        pool_wait_warning_ms (``AI_SPINE_POOL_WAIT_WARNING_MS``, 100).
     """
 
     host: str = "0.0.0.0"
@@ -95,8 +106,13 @@ class ServerSettings:
     errors_as_200: bool = False
     shutdown_grace_s: float = 30.0
     debug: bool = False
+    mcp: bool = False
     log_level: str = "info"
     log_format: LogFormat = "text"
+    log_requests: bool = False
+    metrics: bool = True
+    dashboard: bool = False
+    tracing: bool = False
     max_connections: int = 100
     max_concurrent_executions: int = 1000
     queue_size: int = 100
@@ -107,6 +123,12 @@ class ServerSettings:
     redis_command_timeout_ms: int = 1000
     redis_retry_delay_ms: int = 100
     redis_prefix: str = "ai-spine:"
+    diagnostics: bool = True
+    blocking_threshold_ms: int = 100
+    blocking_stacks: bool = False
+    leak_slope_mb: float = 1.0
+    leak_sample_interval_s: float = 5.0
+    pool_wait_warning_ms: int = 100
 
     def __post_init__(self) -> None:
         if self.require_auth and not self.auth_enabled:
@@ -183,12 +205,17 @@ class ServerSettings:
             errors_as_200=read("AI_SPINE_ERRORS_AS_200", _bool, False),
             shutdown_grace_s=read("AI_SPINE_SHUTDOWN_GRACE", _positive_float, cls.shutdown_grace_s),
             debug=read("AI_SPINE_DEBUG", _bool, False),
+            mcp=read("AI_SPINE_MCP", _bool, False),
             log_level=read(
                 "AI_SPINE_LOG_LEVEL",
                 _choice("debug", "info", "warning", "error", "critical"),
                 "info",
             ),
             log_format=read("AI_SPINE_LOG_FORMAT", _choice("json", "text"), "text"),
+            log_requests=read("AI_SPINE_LOG_REQUESTS", _bool, False),
+            metrics=read("AI_SPINE_METRICS", _bool, True),
+            dashboard=read("AI_SPINE_DASHBOARD", _bool, False),
+            tracing=read("AI_SPINE_TRACING", _bool, False),
             max_connections=read(
                 "AI_SPINE_MAX_CONNECTIONS", _int_between(1, 100_000), cls.max_connections
             ),
@@ -213,6 +240,18 @@ class ServerSettings:
                 "REDIS_RETRY_DELAY", _int_between(0, 600_000), cls.redis_retry_delay_ms
             ),
             redis_prefix=read("AI_SPINE_REDIS_PREFIX", str, cls.redis_prefix),
+            diagnostics=read("AI_SPINE_DIAGNOSTICS", _bool, cls.diagnostics),
+            blocking_threshold_ms=read(
+                "AI_SPINE_BLOCKING_THRESHOLD_MS", _int_between(1, 600_000), cls.blocking_threshold_ms
+            ),
+            blocking_stacks=read("AI_SPINE_BLOCKING_STACKS", _bool, cls.blocking_stacks),
+            leak_slope_mb=read("AI_SPINE_LEAK_SLOPE_MB", _positive_float, cls.leak_slope_mb),
+            leak_sample_interval_s=read(
+                "AI_SPINE_LEAK_SAMPLE_INTERVAL", _positive_float, cls.leak_sample_interval_s
+            ),
+            pool_wait_warning_ms=read(
+                "AI_SPINE_POOL_WAIT_WARNING_MS", _int_between(1, 600_000), cls.pool_wait_warning_ms
+            ),
         )
 
 
@@ -338,7 +377,7 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_SIGNING_SECRETS_FILE", "", "File of signing secrets, one a line; re-read on change"),
     ("AI_SPINE_SIGNATURE_TOLERANCE", "300", "Seconds a request signature's timestamp may be off"),
     ("AI_SPINE_PUBLIC_ROUTES", "", "Of /metrics, /schema, /dashboard: open even when auth is on"),
-    ("AI_SPINE_CSP", "(strict)", "Content-Security-Policy of HTML pages such as /dashboard"),
+    ("AI_SPINE_CSP", "", "Content-Security-Policy of HTML pages such as /dashboard"),
     ("AI_SPINE_REQUIRE_AUTH", "false", "Refuse to start without API keys"),
     ("AI_SPINE_RATE_LIMIT", "", "Requests allowed per caller, e.g. 100/minute"),
     ("AI_SPINE_RATE_LIMIT_BY", "key", "Count requests per API key or per client IP (key|ip)"),
@@ -347,12 +386,23 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_ERRORS_AS_200", "false", "Answer execute errors with HTTP 200 (same body)"),
     ("AI_SPINE_SHUTDOWN_GRACE", "30", "Seconds in-flight requests get to finish on shutdown"),
     ("AI_SPINE_DEBUG", "false", "Include exception text in error messages"),
+    ("AI_SPINE_MCP", "false", "Also serve the tool over MCP at /mcp ([mcp] extra)"),
     ("AI_SPINE_LOG_LEVEL", "info", "debug, info, warning, error or critical"),
     ("AI_SPINE_LOG_FORMAT", "text", "json or text"),
+    ("AI_SPINE_LOG_REQUESTS", "false", "Log one info line per execution (ids, status, duration)"),
+    ("AI_SPINE_METRICS", "true", "Record built-in request metrics (false: counters stay at 0)"),
+    ("AI_SPINE_DASHBOARD", "false", "Serve the live metrics page at /dashboard"),
+    ("AI_SPINE_TRACING", "false", "An OpenTelemetry span per execution ([otel] extra)"),
     ("AI_SPINE_MAX_CONNECTIONS", "100", "Size of the outbound HTTP connection pool"),
     ("AI_SPINE_MAX_CONCURRENT_EXECUTIONS", "1000", "Executions one worker runs at once"),
     ("AI_SPINE_QUEUE_SIZE", "100", "Executions that may wait for a slot beyond that"),
     ("AI_SPINE_QUEUE_TIMEOUT", "50", "How long they may wait, in ms, before 503 OVERLOADED"),
+    ("AI_SPINE_DIAGNOSTICS", "true", "Event-loop lag, blocking, leak and pool-wait watches"),
+    ("AI_SPINE_BLOCKING_THRESHOLD_MS", "100", "Warn when an execute blocks the event loop longer"),
+    ("AI_SPINE_BLOCKING_STACKS", "false", "Add the blocking stack to that warning (on in dev)"),
+    ("AI_SPINE_LEAK_SLOPE_MB", "1.0", "RSS growth per 1000 requests that degrades /health (MB)"),
+    ("AI_SPINE_LEAK_SAMPLE_INTERVAL", "5", "Seconds between RSS samples of the leak watch"),
+    ("AI_SPINE_POOL_WAIT_WARNING_MS", "100", "Warn when a pooled connection takes longer to get"),
     ("DATABASE_URL", "", "PostgreSQL for ai_spine_tools.postgres.PostgresPool.from_env()"),
     ("DB_POOL_MIN", "5", "Connections the PostgreSQL pool keeps open"),
     ("DB_POOL_MAX", "20", "Most connections the PostgreSQL pool opens"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import functools
 import inspect
 import logging
@@ -102,6 +101,7 @@ class Tool:
         self.metrics.breakers = self.breakers
         self.cache = ToolCache(self, CacheOptions.parse(cache))
         """The tool's cache: ``context.cache`` in ``execute``, and its cached results."""
+        self.metrics.cache_stats = self.cache.stats
         if self.streams and self.cache.enabled:
             raise ToolDefinitionError("cache= does not apply to a streaming execute")
 
@@ -224,6 +224,7 @@ class Tool:
             security=security or NO_SECURITY,
             cache=self.cache,
             breakers=self.breakers,
+            metrics=self.metrics.custom,
         )
 
     async def invoke(
@@ -294,8 +295,38 @@ class Tool:
         serve(self, host=host, port=port, workers=workers, reload=reload, log_level=log_level)
 
     def get_metrics(self) -> MetricsSnapshot:
-        """Return the metrics snapshot of this tool's executions (with its cache's statistics)."""
-        return dataclasses.replace(self.metrics.snapshot(), cache=self.cache.stats())
+        """Return the metrics snapshot of this tool's executions in this process: requests,
+        errors, resources, cache statistics and the ``custom`` metrics of ``context.metrics``."""
+        return self.metrics.snapshot()
+
+    # -- schemas for agents ------------------------------------------------------------------
+
+    def json_schema(self) -> dict[str, Any]:
+        """Return the JSON Schema (2020-12) of this tool's input, with no ``$ref``: the MCP
+        ``inputSchema``, and what the function-calling exports start from."""
+        from ai_spine_tools._export import input_json_schema
+
+        return input_json_schema(self)
+
+    def to_openai_tool(
+        self, *, strict: bool | None = None, api: Literal["chat", "responses"] = "chat"
+    ) -> dict[str, Any]:
+        """Return this tool as an OpenAI function tool, in strict mode when its schema allows.
+
+        ``api`` picks the Chat Completions (``"chat"``) or Responses (``"responses"``) shape;
+        ``strict=True`` insists on strict mode (``ToolDefinitionError`` if the schema cannot be
+        written in it), ``strict=False`` exports the plain schema.
+        """
+        from ai_spine_tools._export import openai_tool
+
+        return openai_tool(self, strict=strict, api=api)
+
+    def to_anthropic_tool(self, *, strict: bool | None = None) -> dict[str, Any]:
+        """Return this tool as an Anthropic Messages API tool, with ``"strict": true`` when its
+        schema fits strict tool use (``strict`` as for ``to_openai_tool``)."""
+        from ai_spine_tools._export import anthropic_tool
+
+        return anthropic_tool(self, strict=strict)
 
     # -- helpers -----------------------------------------------------------------------------
 

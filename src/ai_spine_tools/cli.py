@@ -48,6 +48,11 @@ def main() -> None:
     show_default=True,
     help="The HTTP server to run on (granian needs the [granian] extra).",
 )
+@click.option(
+    "--mcp",
+    is_flag=True,
+    help="Also serve the tool over MCP (Streamable HTTP) at /mcp [AI_SPINE_MCP].",
+)
 def serve(
     target: str,
     host: str | None,
@@ -56,11 +61,14 @@ def serve(
     reload: bool,
     log_level: str | None,
     server: Literal["uvicorn", "granian"],
+    mcp: bool,
 ) -> None:
     """Serve the tool in TARGET (path/to/tool.py[:attr] or module:attr) over HTTP."""
     from ai_spine_tools._loader import load_tool
     from ai_spine_tools._server import serve as run_server
 
+    if mcp:
+        os.environ["AI_SPINE_MCP"] = "true"  # the environment reaches every worker process
     try:
         load_tool(target)  # fail here, with a clear message, before any process starts
         run_server(
@@ -355,28 +363,86 @@ def check(target: str) -> None:
 @click.option(
     "--format",
     "kind",
-    type=click.Choice(["openapi", "json-schema"]),
+    type=click.Choice(
+        ["openapi", "json-schema", "openai", "anthropic", "mcp", "spine-registration"]
+    ),
     default="openapi",
     show_default=True,
-    help="openapi: the document /schema serves; json-schema: the input schema alone.",
+    help="openapi: the document /schema serves; json-schema: the input schema alone; "
+    "openai, anthropic: a function-calling tool (strict when the schema allows); mcp: the MCP "
+    "tool definition; spine-registration: what the AI Spine platform registers.",
 )
-def schema(target: str, kind: str) -> None:
-    """Print the schema of the tool in TARGET."""
+@click.option(
+    "--endpoint",
+    default=None,
+    metavar="URL",
+    help="The tool's public base URL, for spine-registration [a placeholder].",
+)
+def schema(target: str, kind: str, endpoint: str | None) -> None:
+    """Print the schema of the tool in TARGET, in one of several formats."""
+    from ai_spine_tools._export import mcp_tool
     from ai_spine_tools._loader import load_tool
     from ai_spine_tools._openapi import openapi_document
+    from ai_spine_tools._registration import spine_registration
 
     try:
         tool = load_tool(target)
+        document: dict[str, Any]
+        if kind == "openapi":
+            document = openapi_document(tool, auth=False)
+        elif kind == "json-schema":
+            document = tool.json_schema()
+        elif kind == "openai":
+            document = tool.to_openai_tool()
+        elif kind == "anthropic":
+            document = tool.to_anthropic_tool()
+        elif kind == "mcp":
+            document = mcp_tool(tool)
+        else:
+            document = spine_registration(tool, endpoint)
     except ToolError as exc:
         raise click.ClickException(exc.message) from None
-    if kind == "openapi":
-        document = openapi_document(tool, auth=False)
-    else:
-        document = {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            **tool.input_schema.json_schema(),
-        }
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("target")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error", "critical"]),
+    default=None,
+    help="Level of the log lines written to stderr [AI_SPINE_LOG_LEVEL, warning].",
+)
+def mcp(target: str, log_level: str | None) -> None:
+    """Serve the tool in TARGET over MCP on stdin and stdout, for desktop agents.
+
+    The agent starts this command itself; configure it with the command and its arguments,
+    e.g. ai-spine mcp /path/to/tool.py. Settings come from the environment, as for serve; logs
+    go to stderr.
+    """
+    import contextlib
+    import logging
+
+    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools._mcp import serve_stdio
+    from ai_spine_tools._settings import ServerSettings
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the protocol alone
+            tool = load_tool(target)
+        settings = ServerSettings.from_env()
+    except ToolError as exc:
+        raise click.ClickException(exc.message) from None
+    level = (log_level or os.environ.get("AI_SPINE_LOG_LEVEL") or "warning").upper()
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve_stdio(tool, settings))
+    except ToolError as exc:
+        raise click.ClickException(exc.message) from None
+    except KeyboardInterrupt:
+        pass
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:

@@ -56,6 +56,9 @@ class FileField(Field):
         return True
 
     def check(self, value: Any, path: str, issues: Issues) -> Any:
+        if isinstance(value, dict) and None in value.values():
+            # null reads as absent, as for any optional field (strict-mode models send it)
+            value = {key: item for key, item in value.items() if item is not None}
         size = value.get("size") if isinstance(value, dict) else None
         if isinstance(size, float) and size.is_integer():  # 5.0 is 5, as for integer_field
             value = {**value, "size": int(size)}

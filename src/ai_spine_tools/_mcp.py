@@ -1,0 +1,235 @@
+"""The tool over the Model Context Protocol, with the official ``mcp`` SDK (the ``[mcp]`` extra).
+
+Two transports serve the same MCP server:
+
+- Streamable HTTP at ``/mcp`` on the tool server, when ``AI_SPINE_MCP`` is on (``ai-spine serve
+  --mcp``). ``ToolApp`` authenticates the request as it does ``/api/execute`` and hands it to
+  ``MCPEndpoint``. Sessions are stateless, so any worker process (or instance) can answer any
+  request, and answers are plain JSON.
+- stdio (``ai-spine mcp path/to/tool.py``), for desktop agents that start the tool themselves.
+
+Either way, the server lists one tool whose ``inputSchema`` is ``tool.json_schema()``, and a
+``tools/call`` runs through ``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
+with its overload limit, rate limits, validation, result cache, deadline, metrics and error
+mapping. A success is the ``output_data`` as structured content (and as JSON text); an error is an
+``isError`` result whose text is the error code and message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ai_spine_tools._export import mcp_tool
+from ai_spine_tools.exceptions import ServerConfigurationError
+
+if TYPE_CHECKING:
+    import mcp_types as types
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.lowlevel import Server
+
+    from ai_spine_tools._app import Receive, Scope, Send, ToolApp
+    from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools._tool import Tool
+
+__all__ = ["MCPEndpoint", "mcp_server", "serve_stdio"]
+
+_MISSING_SDK = (
+    "MCP needs the mcp package, which is not installed: pip install 'ai-spine-tools[mcp]'"
+)
+
+
+def _require_sdk() -> None:
+    try:
+        import mcp.server.lowlevel  # noqa: F401
+    except ImportError as exc:
+        missing = (exc.name or "mcp").partition(".")[0] in ("mcp", "mcp_types")
+        raise ServerConfigurationError(
+            _MISSING_SDK
+            if missing
+            else f"MCP cannot start: importing the mcp package failed: {exc}",
+            details={"variable": "AI_SPINE_MCP"},
+        ) from None
+
+
+def mcp_server(app: ToolApp) -> Server[Any]:
+    """Return the MCP server of ``app``'s tool: one tool, called through ``app.execute_call``."""
+    _require_sdk()
+    import mcp_types as types
+    from mcp.server.lowlevel import Server
+    from mcp.shared.exceptions import MCPError
+
+    tool = app.tool
+    listed = types.Tool.model_validate(mcp_tool(tool))
+    schema = listed.input_schema
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[listed])
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        if params.name != tool.name:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {tool.name!r}")
+        carrier = ctx.request  # the HTTP request that carried the call (None over stdio)
+        scope = getattr(carrier, "scope", None)
+        status, body = await app.execute_call(params.arguments or {}, scope=scope)
+        return tool_result(body, streamed=tool.streams and status == 200)
+
+    return Server(
+        tool.name,
+        version=tool.version,
+        description=tool.metadata.description,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        # Header validation of modern tools/call requests reads the schema from here, rather than
+        # running tools/list once per call.
+        get_tool_input_schema=lambda name: schema if name == tool.name else None,
+    )
+
+
+def tool_result(body: bytes, *, streamed: bool = False) -> types.CallToolResult:
+    """Turn what ``/api/execute`` answered into an MCP tool result.
+
+    A success carries ``output_data`` as structured content and as JSON text; an error is an
+    ``isError`` result with ``CODE: message`` as text and the error fields as structured content.
+    A streamed body (NDJSON) becomes ``{"items": [...]}``, as ``tool.run`` collects it.
+    """
+    import mcp_types as types
+
+    if streamed:
+        records = [json.loads(line) for line in body.splitlines() if line.strip()]
+        envelope = records[-1]
+        items = [record["data"] for record in records if record.get("type") == "item"]
+        if envelope.get("status") == "success":
+            envelope = {**envelope, "output_data": {"items": items}}
+    else:
+        envelope = json.loads(body)
+    meta = {
+        key: envelope[key]
+        for key in ("execution_id", "execution_time_ms", "cache")
+        if envelope.get(key) is not None
+    }
+    if envelope.get("status") == "success":
+        data = envelope["output_data"]
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(data, ensure_ascii=False))],
+            structured_content=data,
+            is_error=False,
+            _meta={"ai_spine": meta},
+        )
+    error = {
+        key: envelope[key]
+        for key in (
+            "error_code",
+            "error_message",
+            "error_type",
+            "error_details",
+            "retryable",
+            "retry_after_ms",
+        )
+        if key in envelope
+    }
+    text = f"{error.get('error_code', 'EXECUTION_ERROR')}: {error.get('error_message', '')}"
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        structured_content=error,
+        is_error=True,
+        _meta={"ai_spine": meta},
+    )
+
+
+class MCPEndpoint:
+    """The Streamable HTTP transport of the MCP server, mounted at ``/mcp`` by ``ToolApp``.
+
+    Its session manager runs from the app's lifespan start-up to its shut-down (``start`` and
+    ``stop``), or from the first request when the app is driven without a lifespan.
+    """
+
+    def __init__(self, app: ToolApp) -> None:
+        _require_sdk()
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        self.server = mcp_server(app)
+        # Stateless, with JSON answers: no session lives in one process, so several workers
+        # and instances behind a load balancer serve one client; there is nothing to stream.
+        self.sessions = StreamableHTTPSessionManager(
+            self.server,
+            stateless=True,
+            json_response=True,
+            max_request_body_size=app.settings.max_body_bytes,
+        )
+        self._running: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Run the session manager in a task of its own until ``stop``; wait until it runs."""
+        if self._running is None:
+
+            async def run() -> None:
+                async with self.sessions.run():
+                    self._ready.set()
+                    await self._stopping.wait()
+
+            self._running = asyncio.create_task(run(), name="ai-spine-mcp")
+        if self._ready.is_set():
+            return
+        running = self._running
+        waiter = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({waiter, running}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._ready.is_set():
+            waiter.cancel()
+            running.result()  # raises why it could not start
+
+    async def stop(self) -> None:
+        """Close the session manager (the requests it still serves are cancelled)."""
+        running, self._running = self._running, None
+        if running is None:
+            return
+        self._stopping.set()
+        with contextlib.suppress(Exception):
+            await running
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._ready.is_set():
+            await self.start()
+        await self.sessions.handle_request(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def _started(app: ToolApp) -> AsyncIterator[None]:
+    """Run ``app``'s lifespan (setup, shared cache, cleanup) around the block."""
+    from ai_spine_tools._inprocess import InProcessApp
+
+    host = InProcessApp(app)
+    await host.start()
+    try:
+        yield
+    finally:
+        await host.stop()
+
+
+async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
+    """Serve ``tool`` over MCP on stdin and stdout until the client closes stdin.
+
+    Calls go through the same corridor as over HTTP, minus authentication: the client is the
+    local process that started this one.
+    """
+    _require_sdk()
+    from mcp.server.stdio import stdio_server
+
+    from ai_spine_tools._app import ToolApp
+
+    # No /mcp endpoint of its own; and no authentication: that is the HTTP door's.
+    app = ToolApp(tool, settings.replace(mcp=False))
+    server = mcp_server(app)
+    # The stdio server first: while it runs, stray prints (in setup, say) go to stderr rather
+    # than into the protocol on stdout.
+    async with stdio_server() as (read, write), _started(app):
+        await server.run(read, write, server.create_initialization_options())
