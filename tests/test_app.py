@@ -22,7 +22,7 @@ from ai_spine_tools.testing import (
     assert_success,
     assert_validation_error,
 )
-from tools import secrets, slow
+from tools import keyed, slow
 
 JSON = {"content-type": "application/json"}
 
@@ -487,7 +487,7 @@ async def test_rate_limit_is_per_api_key_when_auth_is_on() -> None:
 
 
 async def test_config_from_the_request_and_missing_required_config() -> None:
-    async with serving(secrets.tool) as client:
+    async with serving(keyed.tool) as client:
         ok = await client.execute({"q": "x"}, {"api_key": "k" * 12})
         missing = await client.execute({"q": "x"})
         short = await client.execute({"q": "x"}, {"api_key": "Zq9&x"})
@@ -526,7 +526,7 @@ async def test_cors_when_enabled() -> None:
 
 async def test_startup_fails_on_a_bad_server_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AI_SPINE_CONFIG_ENDPOINT", "not a url")
-    client = AsyncToolTestClient(secrets.tool, ServerSettings())
+    client = AsyncToolTestClient(keyed.tool, ServerSettings())
     with pytest.raises(RuntimeError, match="AI_SPINE_CONFIG_ENDPOINT"):
         await client.__aenter__()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ def test_call_with_invalid_input_prints_the_error_and_exits_1() -> None:
 
 
 def test_call_passes_config() -> None:
-    target = str(TOOLS / "secrets.py")
+    target = str(TOOLS / "keyed.py")
     result = CliRunner().invoke(
         main, ["call", target, '{"q": "x"}', "--config", '{"api_key": "k123456789"}']
     )
@@ -109,3 +111,32 @@ def test_mcp_and_serve_mcp_are_offered() -> None:
     missing = runner.invoke(main, ["mcp", "missing/tool.py"])
     assert missing.exit_code != 0
     assert "does not exist" in missing.output
+
+
+def test_mcp_reports_a_failing_setup(tmp_path: Path) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text(
+        "from ai_spine_tools import create_tool\n"
+        "def setup():\n"
+        "    raise RuntimeError('no database')\n"
+        "tool = create_tool(metadata={'name': 'broken', 'version': '1.0.0', 'description': 'x'},"
+        " execute=lambda input: {}, setup=setup)\n"
+    )
+    result = CliRunner().invoke(main, ["mcp", str(path)])
+    assert result.exit_code == 1
+    assert "no database" in result.output
+
+
+def test_a_tool_next_to_a_file_named_like_a_standard_module_does_not_shadow_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "secrets.py").write_text("raise ImportError('the standard secrets was shadowed')\n")
+    (tmp_path / "tool.py").write_text((EXAMPLES / "weather.py").read_text())
+    code = (
+        "import sys; from ai_spine_tools._loader import load_tool; "
+        f"load_tool({str(tmp_path / 'tool.py')!r}); import secrets; print(secrets.token_hex(2))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr

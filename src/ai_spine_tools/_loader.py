@@ -69,7 +69,9 @@ def _import(spec: str) -> ModuleType:
             return sys.modules[name]
         directory = str(resolved.parent)
         if directory not in sys.path:
-            sys.path.insert(0, directory)
+            # Last, not first: a tool's neighbour named like a standard module (secrets.py,
+            # logging.py) must not replace it for the SDK and its libraries.
+            sys.path.append(directory)
         module_spec = importlib.util.spec_from_file_location(name, resolved)
         if module_spec is None or module_spec.loader is None:
             raise ToolDefinitionError(f"cannot import {spec}")
