@@ -2,10 +2,12 @@
 
 Calls the weather tool's ASGI app directly (no socket, no HTTP parsing: only our own code runs, so
 the differences are not drowned in the server's) with the production defaults (API-key auth on),
-in alternating rounds, and keeps each variant's best round. It also times the pieces: recording
-one request (``ToolMetrics.record``), one histogram observation, and a custom timer.
+in rounds where each variant takes its turn; it reports each variant's best round, and the
+overheads as the median, over rounds, of one variant's time over another's in the same round.
+It also times the pieces: recording one request (``ToolMetrics.record``), one histogram
+observation, a custom counter and a custom timer.
 
-    python -m bench.metrics            # the full run (about 30 seconds)
+    python -m bench.metrics            # the full run (about a minute)
     python -m bench.metrics --smoke    # a second or two, no targets checked
 
 Target: built-in metrics cost at most 5% of the per-request time (``metrics_overhead <= 0.05``).
@@ -19,6 +21,7 @@ import asyncio
 import json
 import logging
 import os
+import statistics
 import sys
 import time
 import timeit
@@ -49,11 +52,29 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-async def per_request_us(settings: ServerSettings, requests: int, rounds: int) -> list[float]:
-    """Microseconds per execute request in each of ``rounds`` rounds of ``requests``."""
-    app = create_app(weather.tool, settings)
-    runner = InProcessApp(app)
-    await runner.start()
+def _tracing_variant() -> bool:
+    """Add the ``tracing`` variant when OpenTelemetry's SDK is installed: spans made and ended
+    by an SDK provider with no exporter, so what is timed is ours and the SDK's, not I/O."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:
+        return False
+    trace.set_tracer_provider(TracerProvider())
+    VARIANTS["tracing"] = {"tracing": True}
+    return True
+
+
+async def measure(requests: int, rounds: int) -> dict[str, list[float]]:
+    """Microseconds per execute request of each variant in each round; the variants' apps are
+    started once and take turns, in a rotating order, so drifts of a noisy machine fall on all."""
+    apps = {
+        name: create_app(weather.tool, ServerSettings(api_keys=(API_KEY,), **overrides))
+        for name, overrides in VARIANTS.items()
+    }
+    runners = [InProcessApp(app) for app in apps.values()]
+    for runner in runners:
+        await runner.start()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -82,15 +103,19 @@ async def per_request_us(settings: ServerSettings, requests: int, rounds: int) -
         if sent["type"] == "http.response.start":
             statuses.add(sent["status"])
 
-    out = []
+    out: dict[str, list[float]] = {name: [] for name in apps}
+    names = list(apps)
     try:
-        for _ in range(rounds):
-            started = time.perf_counter()
-            for _ in range(requests):
-                await app(dict(scope), receive, send)
-            out.append((time.perf_counter() - started) / requests * 1e6)
+        for index in range(rounds):
+            for name in names[index % len(names) :] + names[: index % len(names)]:
+                app = apps[name]
+                started = time.perf_counter()
+                for _ in range(requests):
+                    await app(dict(scope), receive, send)
+                out[name].append((time.perf_counter() - started) / requests * 1e6)
     finally:
-        await runner.stop()
+        for runner in runners:
+            await runner.stop()
     if statuses != {200}:
         raise RuntimeError(f"unexpected statuses {statuses}")
     return out
@@ -127,19 +152,33 @@ def run(*, requests: int, rounds: int, calls: int) -> dict[str, Any]:
     package.addHandler(sink)  # request logs are formatted as JSON, then thrown away
     package.setLevel(logging.INFO)
     package.propagate = False
-    base = ServerSettings(api_keys=(API_KEY,))
-    samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for _ in range(rounds):
-        for name, overrides in VARIANTS.items():
-            samples[name] += asyncio.run(per_request_us(base.replace(**overrides), requests, 1))
+    traced = _tracing_variant()
+    samples = asyncio.run(measure(requests, rounds))
     best = {name: round(min(values), 3) for name, values in samples.items()}
-    on, off = best["metrics_on"], best["metrics_off"]
+    # Each round's variants ran back to back: compare within rounds, then take the median.
+    metrics_ratio = statistics.median(
+        on / off for on, off in zip(samples["metrics_on"], samples["metrics_off"], strict=True)
+    )
+    logs_ratio = statistics.median(
+        logs / on for logs, on in zip(samples["request_logs"], samples["metrics_on"], strict=True)
+    )
+    overheads = {
+        "metrics_overhead": round(metrics_ratio - 1, 4),
+        "request_logs_overhead": round(logs_ratio - 1, 4),
+    }
+    if traced:
+        overheads["tracing_overhead"] = round(
+            statistics.median(
+                t / on for t, on in zip(samples["tracing"], samples["metrics_on"], strict=True)
+            )
+            - 1,
+            4,
+        )
     return {
         "machine": {"python": sys.version.split()[0]},
         "settings": {"requests": requests, "rounds": rounds, "calls": calls},
         "per_request_us": best,
-        "metrics_overhead": round((on - off) / off, 4),
-        "request_logs_overhead": round((best["request_logs"] - on) / on, 4),
+        **overheads,
         "pieces_ns": pieces_ns(calls),
     }
 
@@ -150,18 +189,20 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="a second or two, no targets checked")
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200_000, help="calls per timing of a piece")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.requests, args.rounds, args.calls = 500, 1, 10_000
+        args.requests, args.rounds, args.calls = 300, 3, 10_000
     results = run(requests=args.requests, rounds=args.rounds, calls=args.calls)
     for name, value in results["per_request_us"].items():
         print(f"{name:<14}{value:>9.3f} us/request")
     print(f"metrics overhead: {results['metrics_overhead']:.1%}")
     print(f"request logs overhead: {results['request_logs_overhead']:.1%}")
+    if "tracing_overhead" in results:
+        print(f"tracing overhead: {results['tracing_overhead']:.1%}")
     for name, value in results["pieces_ns"].items():
         print(f"{name:<20}{value:>8.1f} ns")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ def test_metrics_benchmark_smoke_mode_reports_every_variant(tmp_path: Path) -> N
         capture_output=True,
     )
     results = json.loads(out.read_text())
-    assert set(results["per_request_us"]) == {"metrics_on", "metrics_off", "request_logs"}
+    assert set(results["per_request_us"]) >= {"metrics_on", "metrics_off", "request_logs"}
     assert all(value > 0 for value in results["per_request_us"].values())
     assert set(results["pieces_ns"]) >= {"record_success", "histogram_observe"}
     assert isinstance(results["metrics_overhead"], float)

@@ -50,7 +50,7 @@ def lifecycle_tool(events: list[str], *, fail_setup: bool = False) -> Tool:
 
 
 def portal_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("ai-spine-")]
+    return [t.name for t in threading.enumerate() if t.name.startswith("ai-spine-portal")]
 
 
 def test_sync_client_executes_and_types_the_response() -> None:

@@ -26,6 +26,7 @@ import msgspec
 from ai_spine_tools import __version__, _dashboard
 from ai_spine_tools._auth import APIKeyAuth, SignatureAuth, signature_headers
 from ai_spine_tools._context import SecurityContext, ToolContext, new_execution_id
+from ai_spine_tools._diagnostics import Diagnostics
 from ai_spine_tools._headers import API_SECURITY_HEADERS, page_security_headers
 from ai_spine_tools._http import configure_http
 from ai_spine_tools._instance import InstanceMetrics
@@ -293,6 +294,10 @@ class ToolApp:
         self._metrics_on = self.settings.metrics
         self.instance = InstanceMetrics.from_env(tool.metrics, self._figures)
         """The other workers of this instance, when it runs several (see ``_instance``)."""
+        self.diagnostics: Diagnostics | None = None
+        """Event-loop lag and blocking, leak watch, pool waits (``AI_SPINE_DIAGNOSTICS``)."""
+        if self.settings.diagnostics:
+            self.diagnostics = Diagnostics(tool, self.settings, busy=lambda: self.in_flight > 0)
         self._tracing: Tracing | None = _tracing(tool) if self.settings.tracing else None
         if self.settings.dashboard:
             self._routes["/dashboard"] = {"GET": self.dashboard}
@@ -398,6 +403,9 @@ class ToolApp:
                 self._log_requests = logger.isEnabledFor(self._log_level)  # logging is set now
                 if self.instance is not None:
                     self.instance.start()
+                if self.diagnostics is not None:
+                    self.diagnostics.start()
+                    self.tool.metrics.diagnostics = self.diagnostics.figures
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True
@@ -414,6 +422,10 @@ class ToolApp:
                     await self.redis.close()
                 if self.instance is not None:
                     await self.instance.stop()  # a last write: this worker's counts outlive it
+                if self.diagnostics is not None:
+                    await self.diagnostics.stop()
+                    if self.tool.metrics.diagnostics == self.diagnostics.figures:
+                        self.tool.metrics.diagnostics = None
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -454,8 +466,10 @@ class ToolApp:
             self.in_flight += 1
         elif not await self._wait_for_slot():
             return self._overloaded(request)
-        span = None if self._tracing is None else self._tracing.begin(request)
+        span = None
         try:
+            if self._tracing is not None:  # AI_SPINE_TRACING: a span, and one per phase
+                span = self._tracing.begin(request)
             self._check_content_type(request)
             if self.limiter is not None:
                 await self._rate_limit(request)
@@ -928,6 +942,10 @@ class ToolApp:
             checks["cache"] = cache  # a failing Redis degrades the tool; it still serves
             if cache["status"] != "ok" and state == "healthy":
                 state = "degraded"
+        if self.diagnostics is not None:
+            checks["memory"] = memory = self.diagnostics.memory_check()
+            if memory["status"] != "ok" and state == "healthy":
+                state = "degraded"  # a steady leak: restart before it runs out, and fix it
         if self.limiter is not None and self.limiter.distributed:
             checks["rate_limit"] = self.limiter.status()
             if self.limiter.degraded and state == "healthy":

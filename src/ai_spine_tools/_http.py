@@ -106,4 +106,7 @@ def http_stats() -> dict[str, Any] | None:
         stats["open"] = len(connections)
         stats["idle"] = sum(1 for c in connections if c.is_idle())
         stats["in_use"] = stats["open"] - stats["idle"]
+    requests = getattr(pool, "_requests", None)
+    if requests is not None:  # requests waiting for a connection: pool pressure
+        stats["waiting"] = sum(1 for r in requests if getattr(r, "is_queued", bool)())
     return stats

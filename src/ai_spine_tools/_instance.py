@@ -56,6 +56,8 @@ _ONCE = frozenset(
         "retry_after_ms",
         "avg",
         "max",
+        "current",  # event-loop lag: the worst worker's, not a sum
+        "threshold_ms",
     }
 )
 
@@ -145,9 +147,16 @@ class InstanceMetrics:
         return merged, figures, max(1, len(live))
 
     async def run(self, interval: float = FLUSH_INTERVAL_S) -> None:
-        """Write this worker's state every ``interval`` seconds until cancelled."""
+        """Write this worker's state every ``interval`` seconds until cancelled (a failing write
+        is logged once and tried again: the worker's counts must not stop being shared)."""
+        failed = False
         while True:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:
+                if not failed:
+                    logger.exception("cannot share this worker's metrics; will keep trying")
+                failed = True
             await asyncio.sleep(interval)
 
     def start(self) -> None:

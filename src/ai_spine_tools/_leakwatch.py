@@ -7,7 +7,7 @@ calls it a leak only when all of these hold, so warm-up, caches filling once and
 - enough samples and requests to judge (``min_samples``, ``min_requests``);
 - RSS grew by at least ``min_growth_mb`` over the window, and by at least a quarter of that in
   its second half (a one-off step at start-up is not a leak);
-- it grew in at least two thirds of the steps (steadily, not in one jump);
+- it grew in at least two thirds of the steps that saw requests (steadily, not in one jump);
 - the least-squares slope is at least ``slope_mb`` MB per 1000 requests.
 
 ``LeakWatch`` samples the server's RSS every few seconds into a small ring (an asyncio task, one
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -70,8 +71,9 @@ def leak_verdict(
     requests = points[-1][0] - points[0][0]
     growth = (points[-1][1] - points[0][1]) / _MB
     slope = _slope(points) * 1000.0 / _MB  # MB per 1000 requests
-    steps = [b[1] - a[1] for a, b in zip(points, points[1:], strict=False)]
-    rising = sum(1 for step in steps if step > 0) / len(steps)
+    # Only steps with requests in them tell: memory does not grow while nothing is asked.
+    steps = [b[1] - a[1] for a, b in itertools.pairwise(points) if b[0] > a[0]]
+    rising = sum(1 for step in steps if step > 0) / len(steps) if steps else 0.0
     half = n // 2
     late_growth = (points[-1][1] - points[half][1]) / _MB
 
@@ -101,6 +103,12 @@ def leak_verdict(
             f"({slope:.2f} MB per 1000 requests, above {slope_mb:g}): memory is kept per "
             "request (a growing global list or dict, an unbounded cache, unclosed "
             "connections or listeners)",
+        )
+    if growth >= min_growth_mb and slope >= slope_mb:
+        return verdict(
+            False,
+            f"RSS grew by {growth:.1f} MB over {requests:,} requests, but not steadily with "
+            "them (a one-off step: warm-up, a cache or pool filling once)",
         )
     return verdict(False, f"RSS flat: {growth:+.1f} MB over {requests:,} requests")
 

@@ -227,7 +227,8 @@ def execute_codes(*functions: Any) -> list[CodeType]:
                 break
         code = getattr(target, "__code__", None)
         if code is None:
-            code = getattr(getattr(type(target), "__call__", None), "__code__", None)
+            call = type(target).__dict__.get("__call__")  # a callable object's method
+            code = getattr(call, "__code__", None)
         if isinstance(code, CodeType):
             out.append(code)
     return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -204,22 +205,26 @@ class MCPEndpoint:
 
 @contextlib.asynccontextmanager
 async def _started(app: ToolApp) -> AsyncIterator[None]:
-    """Run ``app``'s lifespan (setup, shared cache, cleanup) around the block."""
+    """Run ``app``'s lifespan (setup, shared cache, cleanup) around the block; what setup and
+    cleanup print goes to stderr, since stdout carries the protocol."""
     from ai_spine_tools._inprocess import InProcessApp
 
     host = InProcessApp(app)
-    await host.start()
+    with contextlib.redirect_stdout(sys.stderr):
+        await host.start()  # RuntimeError naming why, if setup fails
     try:
         yield
     finally:
-        await host.stop()
+        with contextlib.redirect_stdout(sys.stderr):
+            await host.stop()
 
 
 async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
     """Serve ``tool`` over MCP on stdin and stdout until the client closes stdin.
 
     Calls go through the same corridor as over HTTP, minus authentication: the client is the
-    local process that started this one.
+    local process that started this one. While the protocol runs, the SDK points the process's
+    stdout at stderr, so stray prints of the tool cannot corrupt it.
     """
     _require_sdk()
     from mcp.server.stdio import stdio_server
@@ -229,7 +234,5 @@ async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
     # No /mcp endpoint of its own; and no authentication: that is the HTTP door's.
     app = ToolApp(tool, settings.replace(mcp=False))
     server = mcp_server(app)
-    # The stdio server first: while it runs, stray prints (in setup, say) go to stderr rather
-    # than into the protocol on stdout.
-    async with stdio_server() as (read, write), _started(app):
+    async with _started(app), stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())

@@ -67,7 +67,7 @@ class MetricsState(msgspec.Struct):
 
 
 class ToolMetrics:
-    """Counters, a per-second ring and a latency histogram for one tool in one process.
+    """Counters, per-second marks and a latency histogram for one tool in one process.
 
     ``custom`` is the tool's ``context.metrics``. The server sets ``concurrency``, the tool
     ``breakers`` and ``cache_stats``, so a snapshot reports them too. The clock is
@@ -94,6 +94,8 @@ class ToolMetrics:
         self.breakers: Any = None  # the tool's BreakerRegistry
         self.concurrency: Callable[[], dict[str, Any]] | None = None  # set by the server
         self.cache_stats: Callable[[], dict[str, Any]] | None = None  # set by the tool
+        # Event-loop lag and stalls (see _diagnostics), set by the server; join ``resources``.
+        self.diagnostics: Callable[[], dict[str, Any]] | None = None
 
     @property
     def total(self) -> int:
@@ -259,4 +261,5 @@ class ToolMetrics:
                 "cpu_usage_percent": process.cpu_percent(None),
                 "cpu_seconds_total": round(times.user + times.system, 3),
                 "threads": process.num_threads(),
+                **({} if self.diagnostics is None else self.diagnostics()),
             }

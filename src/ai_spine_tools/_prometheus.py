@@ -18,7 +18,11 @@ instance when it runs several workers), turned into conventionally named familie
   ``ai_spine_circuit_breaker_opened_total``;
 - pools: ``ai_spine_pool_connections{tool,pool,state}`` (idle, in_use), ``ai_spine_pool_size``,
   ``ai_spine_pool_max_size``, ``ai_spine_pool_waiting``, ``ai_spine_pool_acquired_total``,
-  ``ai_spine_pool_acquire_timeouts_total``;
+  ``ai_spine_pool_acquire_timeouts_total``, ``ai_spine_pool_acquire_wait_avg_seconds`` and
+  ``_max_seconds``;
+- diagnostics: ``ai_spine_event_loop_lag_seconds`` (the last check),
+  ``ai_spine_event_loop_lag_max_seconds``, ``ai_spine_event_loop_blocked_total``,
+  ``ai_spine_requests_concurrency_limit``;
 - process: ``process_resident_memory_bytes``, ``process_cpu_seconds_total``, ``process_threads``,
   ``ai_spine_cpu_usage_percent`` (summed over workers);
 - auth: ``ai_spine_auth_rejected_total``, ``ai_spine_auth_requests_total{tool,key_id}``;
@@ -143,6 +147,13 @@ class _Collector:
             metrics.uptime_seconds(),
         )
         yield _gauge("ai_spine_workers", "Worker processes reporting", tool, self.workers)
+        if "limit" in concurrency:
+            yield _gauge(
+                "ai_spine_requests_concurrency_limit",
+                "Executions one worker runs at once before queueing",
+                tool,
+                concurrency["limit"],
+            )
 
     def _cache(self, cache: dict[str, Any]) -> Iterator[Metric]:
         if not cache:
@@ -236,6 +247,16 @@ class _Collector:
         timeouts = CounterMetricFamily(
             "ai_spine_pool_acquire_timeouts", "Waits for a connection that timed out", labels=labels
         )
+        wait_avg = GaugeMetricFamily(
+            "ai_spine_pool_acquire_wait_avg_seconds",
+            "Mean wait to get a pooled connection",
+            labels=labels,
+        )
+        wait_max = GaugeMetricFamily(
+            "ai_spine_pool_acquire_wait_max_seconds",
+            "Longest wait to get a pooled connection",
+            labels=labels,
+        )
         for name, figures in pools.items():
             pool = [self.tool, name]
             for key in ("idle", "in_use"):
@@ -246,7 +267,11 @@ class _Collector:
             _add(waiting, pool, figures, "waiting")
             _add(acquired, pool, figures, "acquired")
             _add(timeouts, pool, figures, "acquire_timeouts")
-        yield from (connections, size, most, waiting, acquired, timeouts)
+            wait = figures.get("acquire_wait_ms")
+            if isinstance(wait, dict):
+                wait_avg.add_metric(pool, wait.get("avg", 0.0) / 1000.0)
+                wait_max.add_metric(pool, wait.get("max", 0.0) / 1000.0)
+        yield from (connections, size, most, waiting, acquired, timeouts, wait_avg, wait_max)
 
     def _process(self, resources: dict[str, Any]) -> Iterator[Metric]:
         if not resources:
@@ -270,6 +295,28 @@ class _Collector:
             self.tool,
             resources.get("cpu_usage_percent", 0.0),
         )
+        lag = resources.get("event_loop_lag_ms")
+        if isinstance(lag, dict):
+            yield _gauge(
+                "ai_spine_event_loop_lag_seconds",
+                "How late the event loop ran the last scheduled check (worst worker)",
+                self.tool,
+                lag.get("current", 0.0) / 1000.0,
+            )
+            yield _gauge(
+                "ai_spine_event_loop_lag_max_seconds",
+                "The worst event-loop lag since start",
+                self.tool,
+                lag.get("max", 0.0) / 1000.0,
+            )
+        blocked = resources.get("event_loop_blocked")
+        if isinstance(blocked, dict):
+            yield _counter(
+                "ai_spine_event_loop_blocked",
+                "Times the event loop was blocked past the threshold (by an execute or else)",
+                self.tool,
+                blocked.get("total", 0),
+            )
 
     def _auth(self, auth: dict[str, Any] | None) -> Iterator[Metric]:
         if not auth:

@@ -242,7 +242,9 @@ class ServerSettings:
             redis_prefix=read("AI_SPINE_REDIS_PREFIX", str, cls.redis_prefix),
             diagnostics=read("AI_SPINE_DIAGNOSTICS", _bool, cls.diagnostics),
             blocking_threshold_ms=read(
-                "AI_SPINE_BLOCKING_THRESHOLD_MS", _int_between(1, 600_000), cls.blocking_threshold_ms
+                "AI_SPINE_BLOCKING_THRESHOLD_MS",
+                _int_between(1, 600_000),
+                cls.blocking_threshold_ms,
             ),
             blocking_stacks=read("AI_SPINE_BLOCKING_STACKS", _bool, cls.blocking_stacks),
             leak_slope_mb=read("AI_SPINE_LEAK_SLOPE_MB", _positive_float, cls.leak_slope_mb),

@@ -188,6 +188,19 @@ def call(target: str, input_json: str, config_json: str | None) -> None:
     help="Write a latency and throughput chart (.png, .svg, .pdf); needs matplotlib.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
+@click.option(
+    "--leak-check",
+    is_flag=True,
+    help="Run the load in --rounds rounds and report the server's RSS after each, with a "
+    "verdict (exit status 1 when it grows steadily).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(3, 1000),
+    default=5,
+    show_default=True,
+    help="Rounds of the leak check (each with --duration and --requests).",
+)
 def load(
     target: str | None,
     users: int,
@@ -201,6 +214,8 @@ def load(
     report_path: str | None,
     plot_path: str | None,
     quiet: bool,
+    leak_check: bool,
+    rounds: int,
 ) -> None:
     """Load-test the tool in TARGET in-process, or the server at --url, and print a summary.
 
@@ -245,6 +260,22 @@ def load(
     except (ToolError, ValueError) as exc:
         raise click.ClickException(str(getattr(exc, "message", exc))) from None
 
+    if leak_check:
+        from ai_spine_tools.testing._leak import run_leak_check
+
+        run_leak_check(
+            subject,
+            data,
+            rounds=rounds,
+            quiet=quiet,
+            concurrent_users=users,
+            duration=duration,
+            think_time=pause,
+            requests=max_requests,
+            config=config,
+            headers=headers,
+        )
+        return
     progress = None if quiet else ProgressLine(sys.stderr)
     try:
         report = asyncio.run(
@@ -328,6 +359,7 @@ def dev(target: str, host: str, port: int | None) -> None:
     from ai_spine_tools._server import serve as run_server
 
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
+    os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
     try:
         load_tool(target)
         run_server(target, host=host, port=port, reload=True, log_level="debug")
@@ -441,8 +473,159 @@ def mcp(target: str, log_level: str | None) -> None:
         asyncio.run(serve_stdio(tool, settings))
     except ToolError as exc:
         raise click.ClickException(exc.message) from None
+    except RuntimeError as exc:  # the tool's start-up failed (its setup raised)
+        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--input", "input_json", default=None, help="input_data as a JSON object.")
+@click.option("--config", "config_json", default=None, help="Config as a JSON object.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0.5, 3600),
+    default=20.0,
+    show_default=True,
+    help="Seconds of load while sampling.",
+)
+@click.option("--users", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="profile.html",
+    show_default=True,
+    help=".html: pyinstrument, in-process; .svg: a py-spy flame graph (needs root or ptrace).",
+)
+@click.option("--server", is_flag=True, help="Profile a local server of TARGET (py-spy, .svg).")
+@click.option("--url", default=None, help="Load a running loopback server (with --pid, .svg).")
+@click.option("--pid", type=int, default=None, help="The process py-spy samples (with --url).")
+def profile(
+    target: str | None,
+    input_json: str | None,
+    config_json: str | None,
+    duration: float,
+    users: int,
+    out: str,
+    server: bool,
+    url: str | None,
+    pid: int | None,
+) -> None:
+    """Profile the tool in TARGET under a bounded load; write a profile and print the top frames.
+
+    In-process by default; --server starts a local server of TARGET and samples it with py-spy;
+    --url and --pid load and sample a server you run. Needs the [profile] extra.
+    """
+    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools._localserver import local_server
+    from ai_spine_tools._profile import profile_tool
+    from ai_spine_tools.testing import ensure_loopback, valid_input
+
+    path = Path(out)
+    try:
+        tool = load_tool(target) if target is not None else None
+        data = _json_object(input_json, "--input") if input_json is not None else None
+        if data is None:
+            if tool is None:
+                raise click.UsageError("give TARGET or --input")
+            data = valid_input(tool)
+        config = _json_object(config_json, "--config") if config_json is not None else None
+        if url is not None:
+            ensure_loopback(url)
+            if pid is None and path.suffix == ".svg":
+                raise click.UsageError("--url with a .svg profile needs --pid (the server's)")
+        if server:
+            if target is None:
+                raise click.UsageError("--server needs TARGET")
+            if path.suffix != ".svg":
+                path = path.with_suffix(".svg")
+            with local_server(target) as running:
+                result = profile_tool(
+                    None,
+                    data,
+                    out=path,
+                    duration=duration,
+                    users=users,
+                    url=running.url,
+                    pid=running.pid,
+                    config=config,
+                )
+        else:
+            result = profile_tool(
+                tool,
+                data,
+                out=path,
+                duration=duration,
+                users=users,
+                url=url,
+                pid=pid,
+                config=config,
+            )
+    except (ToolError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(getattr(exc, "message", exc))) from None
+    click.echo(result.summary())
+
+
+@main.command()
+@click.argument("target")
+@click.option("--input", "input_json", default=None, help="input_data as a JSON object.")
+@click.option("--config", "config_json", default=None, help="Config as a JSON object.")
+@click.option("--duration", type=click.FloatRange(1, 600), default=10.0, show_default=True)
+@click.option("--users", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "--in-process", "in_process", is_flag=True, help="Serve the tool in this process instead."
+)
+@click.option("--url", default=None, help="Examine a server already running on this machine.")
+def doctor(
+    target: str,
+    input_json: str | None,
+    config_json: str | None,
+    duration: float,
+    users: int,
+    in_process: bool,
+    url: str | None,
+) -> None:
+    """Start the tool in TARGET, load it briefly and report what to fix, in plain words.
+
+    Checks the performance guide's targets (p99 under 200 ms, over 100 requests/s, under 100 MB
+    at rest, errors under 1%) and its common problems: blocking work on the event loop, memory
+    growth, pool and queue pressure, CPU. Exit status 1 when a target is missed.
+    """
+    import contextlib
+
+    from ai_spine_tools import _doctor
+    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools._localserver import local_server
+    from ai_spine_tools.testing import ensure_loopback, valid_input
+
+    try:
+        tool = load_tool(target)
+        data = _json_object(input_json, "--input") if input_json else valid_input(tool)
+        config = _json_object(config_json, "--config") if config_json else None
+        if url is not None:
+            ensure_loopback(url)
+        mode = "in-process" if in_process else ("at " + url if url else "local server")
+        click.echo(
+            f"Examining {tool.name} {tool.version} ({mode}): {users} users for {duration:g} s ...",
+            err=True,
+        )
+        with contextlib.ExitStack() as stack:
+            subject: Any = tool if in_process else url
+            if subject is None:
+                subject = stack.enter_context(local_server(target)).url
+            report, before, samples, health = asyncio.run(
+                _doctor.diagnose(subject, data, users=users, duration=duration, config=config)
+            )
+    except (ToolError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(getattr(exc, "message", exc))) from None
+    sections = _doctor.findings(report, before, samples, health, in_process=in_process)
+    title = (
+        f"ai-spine doctor: {tool.name} {tool.version} ({mode}), {users} users, "
+        f"{duration:g} s, no think time; /health {health.get('status', '?')}"
+    )
+    click.echo(_doctor.render(title, sections))
+    sys.exit(1 if any(True for _ in _doctor.problems(sections)) else 0)
 
 
 def _json_object(text: str, name: str) -> dict[str, Any]:

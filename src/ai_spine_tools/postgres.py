@@ -33,6 +33,7 @@ from typing import Any
 
 from ai_spine_tools._breaker import CircuitBreaker
 from ai_spine_tools._pools import register_pool, unregister_pool
+from ai_spine_tools._poolwatch import note_wait
 from ai_spine_tools.exceptions import ServerConfigurationError, ServiceUnavailableError
 
 __all__ = ["PostgresPool"]
@@ -220,6 +221,7 @@ class PostgresPool:
                 waited = (time.perf_counter() - started) * 1000.0
                 self._wait_total_ms += waited
                 self._wait_max_ms = max(self._wait_max_ms, waited)
+                note_wait(self.name, waited, self.stats)  # warns when the pool is too small
             self.acquired += 1
             self.in_use += 1
             try:

@@ -1,5 +1,5 @@
-"""The tool the MCP tests call: a deterministic answer, a field to get wrong, a way to be slow and
-a way to fail with internals that must not leak."""
+"""The tool the MCP tests call: a deterministic answer, a field to get wrong, a way to be slow, a
+way to fail with internals that must not leak, and stray prints."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ async def execute(input: dict[str, Any], config: dict[str, Any], context: ToolCo
         await asyncio.sleep(input["sleep_ms"] / 1000)
     if input["fail"]:
         raise RuntimeError("database password is hunter2")  # must never reach the caller
+    print(f"weather for {input['city']}")  # stray output: over stdio it must miss the protocol
     digest = hashlib.blake2b(input["city"].encode(), digest_size=2).digest()
     return {
         "city": input["city"],
@@ -51,4 +52,5 @@ tool = create_tool(
         }
     },
     execute=execute,
+    setup=lambda: print("setting up"),  # the same, before the protocol starts
 )

@@ -4,7 +4,8 @@
   (``with``) or async (``async with``). ``test_tool(tool, input)`` runs one execution with it.
 - ``MockAISpineClient``: calls a tool (in-process or at a URL) the way the AI Spine platform does.
 - ``load_test(tool_or_url, ...)``: bounded load test returning a ``LoadTestReport``;
-  ``ProgressLine`` shows its progress live.
+  ``ProgressLine`` shows its progress live. ``leak_check`` runs it in rounds and judges the
+  server's RSS after each (``LeakCheckReport``).
 - ``valid_input(tool)`` and ``invalid_inputs(tool)``: test data from the tool's schema.
 - ``assert_success`` and ``assert_validation_error``: assertions with readable failures.
 
@@ -22,6 +23,7 @@ from ai_spine_tools.testing._client import (
     test_tool,
 )
 from ai_spine_tools.testing._data import InvalidInput, invalid_inputs, valid_input
+from ai_spine_tools.testing._leak import LeakCheckReport, LeakRound, leak_check
 from ai_spine_tools.testing._load import LoadProgress, load_test
 from ai_spine_tools.testing._progress import ProgressLine
 from ai_spine_tools.testing._report import LatencySummary, LoadTestReport, TimelinePoint
@@ -32,6 +34,8 @@ __all__ = [
     "AsyncToolTestClient",
     "InvalidInput",
     "LatencySummary",
+    "LeakCheckReport",
+    "LeakRound",
     "LoadProgress",
     "LoadTestReport",
     "MockAISpineClient",
@@ -44,6 +48,7 @@ __all__ = [
     "assert_validation_error",
     "ensure_loopback",
     "invalid_inputs",
+    "leak_check",
     "load_test",
     "test_tool",
     "valid_input",
