@@ -189,6 +189,8 @@ def test_two_workers_report_every_request_the_instance_served() -> None:
 
 
 @pytest.mark.slow
-def test_one_worker_writes_no_files(tmp_path: Path) -> None:
-    with running_server(EXAMPLES / "weather.py") as server:
+def test_one_worker_reports_itself_with_no_shared_directory() -> None:
+    env = {METRICS_DIR_VARIABLE: ""}
+    with running_server(EXAMPLES / "weather.py", env=env) as server:
         assert httpx.get(f"{server.url}/metrics").json()["workers"] == 1
+        assert "workers" not in httpx.get(f"{server.url}/health").json()

@@ -18,6 +18,8 @@ from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from tools import observed
 
+LATE_MS = 20.0  # how late a loaded machine may wake a sleeper, at most
+
 
 @pytest.fixture
 def tool() -> Tool:
@@ -98,10 +100,13 @@ async def test_requests_with_known_sleeps_give_known_percentiles(tool: Tool) -> 
         body = (await client.get("/metrics")).json
     requests, timer = body["requests"], body["custom"]["database_query"]
     assert requests["total"] == timer["count"] == 100
-    for snapshot, key in ((requests, "p50_ms"), (timer, "p50_ms")):
-        # the 50th sleep is 50 ms; what the server measures adds its own time to it
-        assert 50 <= snapshot[key] <= 50 * 1.1**2 + 5, snapshot
-    assert 99 <= requests["p99_ms"] <= 100 * 1.1**2 + 5
+    for key, slept in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99)):
+        # The k-th shortest sleep is k ms, and no sleeper wakes early; a busy machine wakes
+        # them late, which the tool's own timer (around the sleep) sees as the server does.
+        assert slept <= timer[key] <= slept * 1.1 + LATE_MS, timer
+        # Each request took its sleep plus the server's own fraction of a millisecond: within
+        # one histogram bucket (10%) of the timer's figure.
+        assert timer[key] <= requests[key] <= timer[key] * 1.1 + 1.0, (requests, timer)
     assert timer["min_ms"] >= 1.0
     assert timer["max_ms"] >= 100.0
     assert body["custom"]["rows_read"] == 200
