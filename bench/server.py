@@ -60,6 +60,12 @@ APPS = [
     App("baseline", "bench.apps.baseline:app"),
     App("ours", "ai_spine_tools._server:app_from_env", factory=True, env=OURS_ENV),
     App("fastapi", "bench.apps.fastapi_weather:app"),
+    App(
+        "ours_cache_hit",
+        "ai_spine_tools._server:app_from_env",
+        factory=True,
+        env={**OURS_ENV, "AI_SPINE_TOOL": str(ROOT / "bench" / "apps" / "weather_cached.py")},
+    ),
 ]
 METRICS_OFF = App(
     "ours_metrics_off",
@@ -294,6 +300,9 @@ def run(
         "ours_vs_baseline_rps": round(ours.requests_per_s / base.requests_per_s, 3),
         "ours_vs_baseline_p99": round(ours.p99_ms / base.p99_ms, 3),
         "ours_vs_fastapi_rps": round(ours.requests_per_s / fast.requests_per_s, 3),
+        "cache_hit_vs_baseline_rps": round(
+            results["ours_cache_hit"].requests_per_s / base.requests_per_s, 3
+        ),
     }
     if metrics_off:
         off = results[METRICS_OFF.name]
@@ -305,7 +314,6 @@ def run(
         "ratios": ratios,
         "leak_check": leak,
         "import_time_ms": import_time_ms(),
-        "cache_hit": "not measured: result caching is not built yet",
     }
 
 
@@ -320,6 +328,10 @@ TARGETS: list[Target] = [
         lambda r: r["leak_check"].get("growth_ratio", 1) <= 1.10,
     ),
     ("import ai_spine_tools <= 150 ms", lambda r: r["import_time_ms"] <= 150),
+    (
+        "a cache hit >= 1.0 x baseline requests/s",
+        lambda r: r["ratios"]["cache_hit_vs_baseline_rps"] >= 1.0,
+    ),
     (
         "metrics on >= 0.95 x metrics off requests/s (with --metrics-off)",
         lambda r: r["ratios"].get("metrics_on_vs_off_rps", 1.0) >= 0.95,
@@ -362,9 +374,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     rps = [results["results"][n]["requests_per_s"] for n in names]
     p99 = [results["results"][n]["p99_ms"] for n in names]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.bar(names, rps, color=["#999999", "#2a7ae2", "#e2862a"])
+    colors = {"baseline": "#999999", "fastapi": "#e2862a"}
+    palette = [colors.get(name, "#2a7ae2") for name in names]
+    left.bar(names, rps, color=palette)
     left.set_title("requests/s (higher is better)")
-    right.bar(names, p99, color=["#999999", "#2a7ae2", "#e2862a"])
+    right.bar(names, p99, color=palette)
     right.set_title("p99 latency, ms (lower is better)")
     figure.suptitle("weather tool on uvicorn, 1 worker, 32 connections")
     figure.tight_layout()

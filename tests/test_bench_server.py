@@ -30,7 +30,7 @@ def test_server_benchmark_smoke_mode_reports_every_app(tmp_path: Path) -> None:
         capture_output=True,
     )
     results = json.loads(out.read_text())
-    assert set(results["results"]) == {"baseline", "ours", "fastapi"}
+    assert set(results["results"]) == {"baseline", "ours", "fastapi", "ours_cache_hit"}
     for app in results["results"].values():
         assert app["requests_per_s"] > 0
         assert app["idle_rss_mb"] > 0

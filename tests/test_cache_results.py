@@ -427,3 +427,58 @@ def test_a_streaming_tool_refuses_result_caching() -> None:
             execute=execute,
             cache=True,
         )
+
+
+async def test_the_same_body_again_is_answered_without_running_or_revalidating() -> None:
+    made, runs = counting_tool(cache={"ttl": 600})
+    body = b'{"input_data": {"city": "Quito"}}'
+    async with client(made) as c:
+        replies = [await c.post("/api/execute", content=body) for _ in range(3)]
+    assert [r.headers["X-Cache"] for r in replies] == ["MISS", "HIT", "HIT"]
+    assert len(runs) == 1
+    assert len({r.execution_id for r in replies}) == 3  # each answer has its own id
+    assert replies[2].output_data == replies[0].output_data
+    assert replies[2].json["cache"]["key"] == replies[0].json["cache"]["key"]
+
+
+async def test_a_remembered_body_echoes_the_execution_id_it_carries() -> None:
+    made, _ = counting_tool(cache={"ttl": 600})
+    body = b'{"input_data": {"city": "Lima"}, "execution_id": "mine-1"}'
+    async with client(made) as c:
+        await c.post("/api/execute", content=body)
+        again = await c.post("/api/execute", content=body)
+    assert again.headers["X-Cache"] == "HIT"
+    assert again.execution_id == "mine-1"
+
+
+async def test_a_remembered_body_still_honours_no_cache() -> None:
+    made, runs = counting_tool(cache={"ttl": 600})
+    body = b'{"input_data": {"city": "Bogota"}}'
+    async with client(made) as c:
+        await c.post("/api/execute", content=body)
+        fresh = await c.post("/api/execute", content=body, headers={"Cache-Control": "no-cache"})
+    assert fresh.headers["X-Cache"] == "MISS"
+    assert len(runs) == 2
+
+
+async def test_a_remembered_body_misses_once_its_result_expires_or_is_invalidated() -> None:
+    clock = Clock()
+    made, runs = counting_tool(cache={"ttl": 10, "clock": clock})
+    body = b'{"input_data": {"city": "Caracas"}}'
+    async with client(made) as c:
+        await c.post("/api/execute", content=body)
+        clock.now += 11
+        expired = await c.post("/api/execute", content=body)
+        await made.cache.invalidate({"city": "Caracas", "units": "celsius"})
+        invalidated = await c.post("/api/execute", content=body)
+    assert (expired.headers["X-Cache"], invalidated.headers["X-Cache"]) == ("MISS", "MISS")
+    assert len(runs) == 3
+
+
+async def test_a_body_that_fails_validation_is_never_remembered() -> None:
+    made, runs = counting_tool(cache={"ttl": 600})
+    body = b'{"input_data": {"city": 5}}'
+    async with client(made) as c:
+        replies = [await c.post("/api/execute", content=body) for _ in range(2)]
+    assert [r.status_code for r in replies] == [400, 400]
+    assert runs == []

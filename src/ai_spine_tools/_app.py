@@ -38,7 +38,7 @@ from ai_spine_tools._schema import invalid_json
 from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools._streaming import ResultStream, wants_sse
 from ai_spine_tools._tool import DEFAULT_TIMEOUT_MS, Tool
-from ai_spine_tools.cache import RedisCache
+from ai_spine_tools.cache import CacheOutcome, RedisCache
 from ai_spine_tools.exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -137,6 +137,7 @@ class Request:
     __slots__ = (
         "api_key",
         "authorization",
+        "cache_directives",
         "content_length",
         "content_type",
         "extra_headers",
@@ -156,6 +157,7 @@ class Request:
         self.api_key: bytes | None = None
         self.authorization: bytes | None = None
         self.user_agent: bytes | None = None
+        self.cache_directives = False  # Cache-Control or Pragma sent: no shortcut to a cache hit
         request_id: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -170,6 +172,8 @@ class Request:
                 self.authorization = value
             elif name == b"user-agent":
                 self.user_agent = value
+            elif name == b"cache-control" or name == b"pragma":
+                self.cache_directives = True
         if request_id is not None and not _SANE_REQUEST_ID.match(request_id):
             request_id = None
         self.request_id = request_id  # filled in when answering, if the client sent none
@@ -480,6 +484,14 @@ class ToolApp:
                 self._limits.scan(body)
             elif self._open_input:
                 self._limits.check_depth(body)
+            if self.results is not None and not request.cache_directives:
+                seen = self.results.hit_for_body(body)
+                if seen is not None:  # the same bytes as an earlier cached request
+                    outcome, execution_id = seen
+                    execution_id = execution_id or new_execution_id()
+                    if request.request_id is None:
+                        request.request_id = execution_id.encode()
+                    return self._cache_answer(execution_id, outcome, 0.0)
             envelope = self._decode_envelope(body)
             if (envelope.config or envelope.metadata) and len(body) <= self._limits.scan_above:
                 self._limits.check_depth(body)  # open parts: only they can nest to any depth
@@ -504,7 +516,7 @@ class ToolApp:
                 response = await self._stream(request, execution_id, envelope, values, config)
                 streaming = True  # the stream frees the slot and records metrics when it ends
             elif self.results is not None:
-                response = await self._cached(request, execution_id, envelope, values, config)
+                response = await self._cached(request, execution_id, envelope, values, config, body)
             else:
                 context = tool.new_context(
                     execution_id=execution_id,
@@ -733,10 +745,12 @@ class ToolApp:
         envelope: _Envelope,
         values: dict[str, Any],
         config: dict[str, Any],
+        body: bytes,
     ) -> Response:
         """The cache step: answer from the result cache, or run the tool once and cache it.
 
-        The context is only made when the tool runs: a hit skips it.
+        The context is only made when the tool runs: a hit skips it. A small body whose result
+        went into the cache is remembered, so the same bytes next time skip decoding too.
         """
         assert self.results is not None
         flags = self.results.flags_for(config, request.scope["headers"], envelope.metadata)
@@ -765,6 +779,12 @@ class ToolApp:
         took_ms = (time.perf_counter() - begun) * 1000.0
         if outcome.failure is not None:
             raise outcome.failure
+        if not (flags.no_cache or flags.no_store or request.cache_directives):
+            self.results.bodies.remember(body, outcome.key, envelope.execution_id)
+        return self._cache_answer(execution_id, outcome, took_ms)
+
+    def _cache_answer(self, execution_id: str, outcome: CacheOutcome, took_ms: float) -> Response:
+        """The success envelope of a cached (or just cached) result, with its cache block."""
         answer = _CachedSuccess(
             execution_id=execution_id,
             status="success",

@@ -138,7 +138,11 @@ class Tool:
             if self._setup is not None:
                 arity = _positional_arity(self._setup, "setup", 1)
                 args = (self.config.server_values(),)[:arity]
-                self.resources = await self._call(self._setup, *args)
+                try:
+                    self.resources = await self._call(self._setup, *args)
+                except BaseException:
+                    self._release_threads()  # a sync setup ran in the pool: do not leak it
+                    raise
             self._started = True
 
     async def stop(self) -> None:
@@ -151,10 +155,13 @@ class Tool:
                 arity = _positional_arity(self._cleanup, "cleanup", 1)
                 await self._call(self._cleanup, *((self.resources,) if arity else ()))
         finally:
-            if self._threads is not None:
-                self._threads.shutdown(wait=False, cancel_futures=True)
-                self._threads = None
+            self._release_threads()
             await close_shared_client()
+
+    def _release_threads(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
 
     async def __aenter__(self) -> Tool:
         await self.start()
