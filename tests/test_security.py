@@ -11,8 +11,9 @@ import pytest
 
 import weather
 from ai_spine_tools import create_tool
-from ai_spine_tools._app import Request, Response, ToolApp
+from ai_spine_tools._app import ToolApp
 from ai_spine_tools._settings import PAGE_CSP, ServerSettings
+from ai_spine_tools._wire import Request, Response
 from ai_spine_tools.testing import AsyncToolTestClient, ToolResponse
 from tools import slow
 

@@ -10,47 +10,60 @@ turns any of them into the error envelope in one place.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
-import re
-import signal
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ai_spine_tools import __version__, _dashboard
-from ai_spine_tools._auth import APIKeyAuth, SignatureAuth, signature_headers
+from ai_spine_tools import _guards as guards
+from ai_spine_tools import _lifecycle as lifecycle
+from ai_spine_tools import _probes as probes
+from ai_spine_tools._auth import APIKeyAuth, SignatureAuth
 from ai_spine_tools._context import SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools._diagnostics import Diagnostics
 from ai_spine_tools._headers import API_SECURITY_HEADERS, page_security_headers
-from ai_spine_tools._http import configure_http
 from ai_spine_tools._instance import InstanceMetrics
 from ai_spine_tools._limits import JSONLimits, has_open_fields
 from ai_spine_tools._logging import log_execution
-from ai_spine_tools._openapi import openapi_document
 from ai_spine_tools._ratelimit import RateLimiter
 from ai_spine_tools._schema import invalid_json
 from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools._streaming import ResultStream, wants_sse
 from ai_spine_tools._tool import DEFAULT_TIMEOUT_MS, Tool
+from ai_spine_tools._wire import (
+    _JSON,
+    _SANE_REQUEST_ID,
+    _X_CACHE_HIT,
+    _X_CACHE_MISS,
+    ASGIApp,
+    Handler,
+    Message,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    _CacheBlock,
+    _CachedSuccess,
+    _clip,
+    _DisconnectedError,
+    _Envelope,
+    _normalise,
+    _now_iso,
+    _replay,
+    _Success,
+)
 from ai_spine_tools.cache import CacheOutcome, RedisCache
 from ai_spine_tools.exceptions import (
-    AuthenticationError,
     ConfigurationError,
     EndpointNotFoundError,
     ExecutionError,
     MethodNotAllowedError,
-    OverloadedError,
-    PayloadTooLargeError,
-    RateLimitError,
     ServerConfigurationError,
     ToolError,
-    UnsupportedContentTypeError,
     ValidationError,
     ValidationIssue,
 )
@@ -63,172 +76,9 @@ __all__ = ["ToolApp", "create_app", "with_middleware"]
 
 logger = logging.getLogger("ai_spine_tools.server")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_JSON = b"application/json"
-_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 # JSON answers load nothing: the strictest policy. HTML pages get the page policy (_headers).
 _SECURITY_HEADERS = API_SECURITY_HEADERS
-_HEALTH_CHECK_TIMEOUT_S = 5.0
-
-
-class _Envelope(msgspec.Struct):
-    """The execute request; unknown top-level keys are ignored."""
-
-    input_data: msgspec.Raw = msgspec.Raw(b"{}")
-    config: dict[str, Any] | None = None
-    execution_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class _Success(msgspec.Struct, omit_defaults=True):
-    execution_id: str
-    status: str
-    output_data: dict[str, Any]
-    execution_time_ms: float
-    timestamp: str
-    metadata: dict[str, Any] | None = None
-
-
-class _CacheBlock(msgspec.Struct):
-    hit: bool
-    key: str
-    age_ms: float
-
-
-class _CachedSuccess(msgspec.Struct, omit_defaults=True):
-    """The success envelope of a tool with result caching: ``_Success`` plus a ``cache`` block."""
-
-    execution_id: str
-    status: str
-    output_data: Any  # msgspec.Raw when the output was encoded once, as it was cached
-    execution_time_ms: float
-    timestamp: str
-    metadata: dict[str, Any] | None = None
-    cache: _CacheBlock | None = None
-
-
-_X_CACHE_HIT = (b"x-cache", b"HIT")
-_X_CACHE_MISS = (b"x-cache", b"MISS")
-
-
-class _DisconnectedError(Exception):
-    """The client went away before sending its whole body."""
-
-
-@dataclass(slots=True)
-class Response:
-    """A response to send: status, JSON (or other) body, extra headers."""
-
-    status: int
-    body: bytes
-    headers: list[tuple[bytes, bytes]]
-    content_type: bytes = _JSON
-    stream: ResultStream | None = None  # a streaming tool's records, sent after the headers
-
-
-class Request:
-    """What the handlers need from one HTTP request, read from its scope once."""
-
-    __slots__ = (
-        "api_key",
-        "authorization",
-        "cache_directives",
-        "content_length",
-        "content_type",
-        "extra_headers",
-        "receive",
-        "request_id",
-        "scope",
-        "started",
-        "user_agent",
-    )
-
-    def __init__(self, scope: Scope, receive: Receive) -> None:
-        self.scope = scope
-        self.receive = receive
-        self.started = time.perf_counter()
-        self.content_type: bytes | None = None
-        self.content_length: int | None = None
-        self.api_key: bytes | None = None
-        self.authorization: bytes | None = None
-        self.user_agent: bytes | None = None
-        self.cache_directives = False  # Cache-Control or Pragma sent: no shortcut to a cache hit
-        request_id: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                self.content_type = value
-            elif name == b"content-length":
-                self.content_length = int(value) if value.isdigit() else None
-            elif name == b"x-request-id":
-                request_id = value
-            elif name == b"x-api-key":
-                self.api_key = value
-            elif name == b"authorization":
-                self.authorization = value
-            elif name == b"user-agent":
-                self.user_agent = value
-            elif name == b"cache-control" or name == b"pragma":
-                self.cache_directives = True
-        if request_id is not None and not _SANE_REQUEST_ID.match(request_id):
-            request_id = None
-        self.request_id = request_id  # filled in when answering, if the client sent none
-        self.extra_headers: list[tuple[bytes, bytes]] = []
-
-    @property
-    def client_ip(self) -> str:
-        """The peer address (or ``unknown``)."""
-        client = self.scope.get("client")
-        return str(client[0]) if client else "unknown"
-
-    async def body(self, limit: int) -> bytes:
-        """Read the whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
-        if self.content_length is not None and self.content_length > limit:
-            raise _too_large(limit)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise _DisconnectedError
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(
-        f"Request body is larger than {limit} bytes", details={"max_body_bytes": limit}
-    )
-
-
-def _replay(body: bytes, *, then: Receive | None = None) -> Receive:
-    """Return a ``receive`` that gives ``body`` once, then what ``then`` gives (else nothing)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        if then is not None:
-            return await then()
-        await asyncio.Event().wait()  # no more messages: the caller is cancelled when done
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ToolApp:
@@ -273,7 +123,7 @@ class ToolApp:
         self.max_in_flight = self.settings.max_concurrent_executions
         self.overloaded = 0  # executions refused with 503 OVERLOADED
         self._waiters: deque[asyncio.Future[None]] = deque()  # the bounded queue for a slot
-        tool.metrics.concurrency = self.concurrency
+        tool.metrics.concurrency = functools.partial(guards.concurrency, self)
         self.started_at = time.monotonic()
 
         self._version = tool.version.encode()
@@ -282,11 +132,11 @@ class ToolApp:
         self._openapi: bytes | None = None
         self._routes: dict[str, dict[str, Handler]] = {
             "/api/execute": {"POST": self.execute},
-            "/health": {"GET": self.health},
-            "/ready": {"GET": self.ready},
-            "/schema": {"GET": self.schema},
-            "/metrics": {"GET": self.metrics},
-            "/": {"GET": self.info},
+            "/health": {"GET": functools.partial(probes.health, self)},
+            "/ready": {"GET": functools.partial(probes.ready, self)},
+            "/schema": {"GET": functools.partial(probes.schema, self)},
+            "/metrics": {"GET": functools.partial(probes.metrics, self)},
+            "/": {"GET": functools.partial(probes.info, self)},
         }
         self._protected = {"/api/execute", *PUBLIC_ROUTE_CHOICES} - set(self.settings.public_routes)
         self._limits = JSONLimits(
@@ -296,7 +146,9 @@ class ToolApp:
         self._log_level = logging.INFO if self.settings.log_requests else logging.DEBUG
         self._log_requests = logger.isEnabledFor(self._log_level)
         self._metrics_on = self.settings.metrics
-        self.instance = InstanceMetrics.from_env(tool.metrics, self._figures)
+        self.instance = InstanceMetrics.from_env(
+            tool.metrics, functools.partial(probes.instance_figures, self)
+        )
         """The other workers of this instance, when it runs several (see ``_instance``)."""
         self.diagnostics: Diagnostics | None = None
         """Event-loop lag and blocking, leak watch, pool waits (``AI_SPINE_DIAGNOSTICS``)."""
@@ -304,7 +156,7 @@ class ToolApp:
             self.diagnostics = Diagnostics(tool, self.settings, busy=lambda: self.in_flight > 0)
         self._tracing: Tracing | None = _tracing(tool) if self.settings.tracing else None
         if self.settings.dashboard:
-            self._routes["/dashboard"] = {"GET": self.dashboard}
+            self._routes["/dashboard"] = {"GET": functools.partial(probes.dashboard, self)}
         self.mcp: MCPEndpoint | None = None
         """MCP over Streamable HTTP at ``/mcp`` (``AI_SPINE_MCP``); see ``_mcp``."""
         if self.settings.mcp:
@@ -317,7 +169,7 @@ class ToolApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await self._lifespan(receive, send)
+                await lifecycle.lifespan(self, receive, send)
             return
         request = Request(scope, receive)
         path = scope["path"]
@@ -334,7 +186,7 @@ class ToolApp:
             if route is None:
                 raise EndpointNotFoundError(
                     f"No endpoint at {_clip(scope['path'])}",
-                    details={"available_endpoints": self.endpoints()},
+                    details={"available_endpoints": probes.endpoints(self)},
                 )
             handler = route.get("GET" if head else method)
             if handler is None:
@@ -348,7 +200,7 @@ class ToolApp:
                 request.extra_headers.append((b"allow", allow.encode()))
                 raise MethodNotAllowedError(f"{method} is not allowed on {path}; use {allow}")
             if self.auth_on and path in self._protected:
-                self._authenticate(request, path)
+                guards.authenticate(self, request, path)
             response = await handler(request)
         except _DisconnectedError:
             return
@@ -389,75 +241,6 @@ class ToolApp:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else response.body})
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                configure_http(max_connections=self.settings.max_connections)
-                try:
-                    await self.tool.start()
-                    if self.mcp is not None:
-                        await self.mcp.start()
-                except Exception as exc:
-                    logger.exception("start-up of tool %s failed", self.tool.name)
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                self.started_at = time.monotonic()
-                self._watch_shutdown_signals()
-                self._log_requests = logger.isEnabledFor(self._log_level)  # logging is set now
-                if self.instance is not None:
-                    self.instance.start()
-                if self.diagnostics is not None:
-                    self.diagnostics.start()
-                    self.tool.metrics.diagnostics = self.diagnostics.figures
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.draining = True
-                self._restore_signals()
-                if self.mcp is not None:
-                    await self.mcp.stop()
-                try:
-                    await self.tool.stop()
-                except Exception:
-                    logger.exception("cleanup of tool %s failed", self.tool.name)
-                if self.redis is not None:
-                    if self.tool.cache.store is not self.tool.cache.memory:
-                        self.tool.cache.use_shared(None)
-                    await self.redis.close()
-                if self.instance is not None:
-                    await self.instance.stop()  # a last write: this worker's counts outlive it
-                if self.diagnostics is not None:
-                    await self.diagnostics.stop()
-                    if self.tool.metrics.diagnostics == self.diagnostics.figures:
-                        self.tool.metrics.diagnostics = None
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    def _watch_shutdown_signals(self) -> None:
-        """Mark the app draining the moment the server is told to stop, before it drains."""
-        for number in (signal.SIGTERM, signal.SIGINT):
-            previous = signal.getsignal(number)
-            if not callable(previous):
-                continue
-
-            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
-                self.draining = True
-                previous(sig, frame)
-
-            try:
-                signal.signal(number, handler)
-            except ValueError:  # not the main thread: the host owns signals
-                return
-            self._wrapped_signals.append((number, handler, previous))
-
-    def _restore_signals(self) -> None:
-        """Put back the handlers ``_watch_shutdown_signals`` wrapped, if still ours."""
-        while self._wrapped_signals:
-            number, handler, previous = self._wrapped_signals.pop()
-            with contextlib.suppress(ValueError):
-                if signal.getsignal(number) is handler:
-                    signal.signal(number, previous)
-
     # -- the execute corridor ----------------------------------------------------------------
 
     async def execute(self, request: Request) -> Response:
@@ -468,18 +251,18 @@ class ToolApp:
         # The overload step: one comparison while under the limit; past it, a short bounded wait.
         if self.in_flight < self.max_in_flight:
             self.in_flight += 1
-        elif not await self._wait_for_slot():
-            return self._overloaded(request)
+        elif not await guards.wait_for_slot(self):
+            return guards.overloaded(self, request)
         span = None
         try:
             if self._tracing is not None:  # AI_SPINE_TRACING: a span, and one per phase
                 span = self._tracing.begin(request)
-            self._check_content_type(request)
+            guards.check_content_type(self, request)
             if self.limiter is not None:
-                await self._rate_limit(request)
+                await guards.rate_limit(self, request)
             body = await request.body(self.settings.max_body_bytes)
             if self.signatures is not None:
-                self._verify_signature(request, body)
+                guards.verify_signature(self, request, body)
             if len(body) > self._limits.scan_above:  # only so long a body can hold too many items
                 self._limits.scan(body)
             elif self._open_input:
@@ -540,7 +323,7 @@ class ToolApp:
         finally:
             if not streaming:
                 if self._waiters:
-                    self._hand_over()
+                    guards.hand_over(self)
                 else:
                     self.in_flight -= 1
                 if self._metrics_on:
@@ -618,10 +401,10 @@ class ToolApp:
                     type="authentication_error",
                 )
             if self.auth_on:
-                self._authenticate(request, "/mcp")
+                guards.authenticate(self, request, "/mcp")
             if scope["method"] == "POST":
                 body = await request.body(self.settings.max_body_bytes)
-                self._verify_signature(request, body)
+                guards.verify_signature(self, request, body)
         except _DisconnectedError:
             return
         except ToolError as exc:
@@ -637,66 +420,6 @@ class ToolApp:
 
         receive = request.receive if body is None else _replay(body, then=request.receive)
         await self.mcp(scope, receive, send_with_headers)
-
-    async def _wait_for_slot(self) -> bool:
-        """Wait (``queue_timeout_ms`` at most, behind at most ``queue_size`` others) for a
-        finishing execution to hand over its slot; False when the queue is full or time is up."""
-        settings = self.settings
-        if len(self._waiters) >= settings.queue_size or settings.queue_timeout_ms <= 0:
-            return False
-        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(slot)
-        try:
-            async with asyncio.timeout(settings.queue_timeout_ms / 1000.0):
-                await slot
-        except TimeoutError:
-            pass
-        except BaseException:
-            if slot.done() and not slot.cancelled():
-                self._free_slot()  # it was handed over just as we were cancelled
-            raise
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(slot)
-        return slot.done() and not slot.cancelled()
-
-    def _hand_over(self) -> None:
-        """Give a freed slot to the longest waiter (``in_flight`` stays), else free it."""
-        waiters = self._waiters
-        while waiters:
-            slot = waiters.popleft()
-            if not slot.done():
-                slot.set_result(None)
-                return
-        self.in_flight -= 1
-
-    def _free_slot(self) -> None:
-        if self._waiters:
-            self._hand_over()
-        else:
-            self.in_flight -= 1
-
-    def _overloaded(self, request: Request) -> Response:
-        self.overloaded += 1
-        limit = self.max_in_flight
-        exc = OverloadedError(
-            f"The server is already running its limit of {limit} executions; retry shortly",
-            retry_after_ms=1000,
-            details={"max_concurrent_executions": limit, "queue_size": self.settings.queue_size},
-        )
-        if self._metrics_on:
-            self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, exc.code)
-        return self._error(request, exc, errors_as_200=True)
-
-    def concurrency(self) -> dict[str, Any]:
-        """Executions running and waiting against the limit, and how many were refused."""
-        return {
-            "in_flight": self.in_flight,
-            "limit": self.max_in_flight,
-            "queued": len(self._waiters),
-            "queue_size": self.settings.queue_size,
-            "rejected": self.overloaded,
-        }
 
     async def _stream(
         self,
@@ -719,7 +442,7 @@ class ToolApp:
         )
 
         def finish(code: str | None) -> None:
-            self._free_slot()
+            guards.free_slot(self)
             if self._metrics_on:
                 self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
 
@@ -797,97 +520,6 @@ class ToolApp:
         header = _X_CACHE_HIT if outcome.hit else _X_CACHE_MISS
         return Response(200, self._encoder.encode(answer), [header])
 
-    def _check_content_type(self, request: Request) -> None:
-        content_type = request.content_type
-        if content_type is None or content_type == _JSON:
-            return  # clients that omit it are read as sending JSON
-        media = content_type.split(b";", 1)[0].strip().lower()
-        if media != _JSON and not media.endswith(b"+json"):
-            raise UnsupportedContentTypeError(
-                f"Request body must be JSON (Content-Type: application/json), "
-                f"got {_clip(media.decode('latin-1'))}"
-            )
-
-    def _authenticate(self, request: Request, path: str) -> None:
-        """The authenticate step: a valid API key, or a request signature.
-
-        A signed POST has its timestamp checked here, before its body is read, and its signature
-        once the body is in (``_verify_signature``); other signed requests have no body.
-        """
-        key_id = (
-            None
-            if self.auth is None
-            else self.auth.identify(request.api_key, request.authorization)
-        )
-        if key_id is None and self.signatures is not None:
-            timestamp, signature = signature_headers(request.scope["headers"])
-            if signature is not None:
-                method = request.scope["method"]
-                try:
-                    if method == "POST":
-                        self.signatures.check_timestamp(timestamp)
-                        request.scope["ai_spine.signed"] = (timestamp, signature, path)
-                        return
-                    key_id = self.signatures.verify(timestamp, signature, method, path, b"")
-                except AuthenticationError as exc:
-                    raise self._refused(request, exc) from None
-        if key_id is None:
-            raise self._refused(request, AuthenticationError(self._auth_hint()))
-        self._admit(request, key_id)
-
-    def _verify_signature(self, request: Request, body: bytes) -> None:
-        signed = request.scope.get("ai_spine.signed")
-        if signed is None or self.signatures is None:
-            return
-        timestamp, signature, path = signed
-        try:
-            key_id = self.signatures.verify(timestamp, signature, "POST", path, body)
-        except AuthenticationError as exc:
-            raise self._refused(request, exc) from None
-        self._admit(request, key_id)
-
-    def _admit(self, request: Request, key_id: str) -> None:
-        request.scope["ai_spine.key_id"] = key_id
-        self.requests_by_key[key_id] = self.requests_by_key.get(key_id, 0) + 1
-
-    def _refused(self, request: Request, exc: AuthenticationError) -> AuthenticationError:
-        self.auth_rejected += 1
-        if request.scope["path"].startswith(_dashboard.PAGE):  # a browser: let it ask for a key
-            request.extra_headers.append(_dashboard.BASIC_CHALLENGE)
-        else:
-            request.extra_headers.append((b"www-authenticate", b'Bearer realm="ai-spine-tool"'))
-        if self._log_requests:
-            logger.debug(
-                "refused %s %s from %s: %s",
-                request.scope["method"],
-                _clip(request.scope["path"]),
-                request.client_ip,
-                exc.message,
-            )
-        return exc
-
-    def _auth_hint(self) -> str:
-        keys = "an API key (X-API-Key or Authorization: Bearer)"
-        signed = "a request signature (X-Signature-Timestamp and X-Signature)"
-        if self.signatures is None:
-            return f"A valid API key is required: send {keys}"
-        if self.auth is None:
-            return f"A signed request is required: send {signed}"
-        return f"Authentication is required: send {keys} or {signed}"
-
-    async def _rate_limit(self, request: Request) -> None:
-        assert self.limiter is not None
-        key_id = request.scope.get("ai_spine.key_id")
-        key = key_id if (self._limit_by_key and key_id) else "ip:" + request.client_ip
-        decision = await self.limiter.hit(key)
-        request.extra_headers.extend(decision.headers())
-        if not decision.allowed:
-            raise RateLimitError(
-                f"Rate limit of {self.settings.rate_limit} exceeded; retry in "
-                f"{decision.retry_after_s} s",
-                retry_after_ms=decision.retry_after_s * 1000,
-            )
-
     def _decode_envelope(self, body: bytes) -> _Envelope:
         try:
             return self._envelope.decode(body)
@@ -954,177 +586,6 @@ class ToolApp:
 
     # -- the other routes --------------------------------------------------------------------
 
-    async def health(self, request: Request) -> Response:
-        """``GET /health``: liveness and a summary; 503 only when the tool cannot serve."""
-        state, checks = await self._check_tool()
-        cache = await self.tool.cache.check()
-        if cache is not None:
-            checks["cache"] = cache  # a failing Redis degrades the tool; it still serves
-            if cache["status"] != "ok" and state == "healthy":
-                state = "degraded"
-        if self.diagnostics is not None:
-            checks["memory"] = memory = self.diagnostics.memory_check()
-            if memory["status"] != "ok" and state == "healthy":
-                state = "degraded"  # a steady leak: restart before it runs out, and fix it
-        if self.limiter is not None and self.limiter.distributed:
-            checks["rate_limit"] = self.limiter.status()
-            if self.limiter.degraded and state == "healthy":
-                state = "degraded"
-        snapshot = self.tool.metrics
-        body = {
-            "status": state,
-            "tool": self.tool.name,
-            "version": self.tool.version,
-            "uptime_seconds": round(time.monotonic() - self.started_at, 3),
-            "timestamp": _now_iso(),
-            "checks": checks,
-            "requests": {
-                "total": snapshot.total,
-                "errors": snapshot.errors,
-                "in_flight": self.in_flight,
-                "queued": len(self._waiters),
-                "max_concurrent": self.max_in_flight,
-                "rejected_overloaded": self.overloaded,
-            },
-        }
-        breakers = self.tool.breakers.stats()
-        if self.instance is not None:  # several workers: report the instance
-            merged, figures, body["workers"] = self.instance.collect()
-            concurrency = figures.get("concurrency") or {}
-            body["uptime_seconds"] = round(merged.uptime_seconds(), 3)
-            body["requests"] = {
-                "total": merged.total,
-                "errors": merged.errors,
-                "in_flight": concurrency.get("in_flight", 0),
-                "queued": concurrency.get("queued", 0),
-                "max_concurrent": self.max_in_flight,
-                "rejected_overloaded": concurrency.get("rejected", 0),
-            }
-            breakers = figures.get("breakers") or {}
-        if breakers:
-            body["breakers"] = breakers
-            if state == "healthy" and any(b["state"] != "closed" for b in breakers.values()):
-                body["status"] = "degraded"  # a dependency is failing; the tool still answers
-        return Response(503 if state == "unhealthy" else 200, self._encoder.encode(body), [])
-
-    async def ready(self, request: Request) -> Response:
-        """``GET /ready``: 200 once setup is done, while not draining and while the health check
-        does not report ``"ready": False`` (a dependency down); else 503 with the reason."""
-        reason = None
-        if self.draining:
-            reason = "draining"
-        elif not self.tool.started:
-            reason = "starting"
-        else:
-            state, checks = await self._check_tool()
-            outcome = checks.get("tool")
-            if state == "unhealthy":
-                reason = "unhealthy"
-            elif isinstance(outcome, dict) and outcome.get("ready") is False:
-                reason = "dependencies unavailable"  # the health check said so (a database down)
-        body = {"ready": reason is None, "tool": self.tool.name, "timestamp": _now_iso()}
-        if reason is not None:
-            body["reason"] = reason
-        return Response(200 if reason is None else 503, self._encoder.encode(body), [])
-
-    async def schema(self, request: Request) -> Response:
-        """``GET /schema``: the OpenAPI 3.1 document of this tool."""
-        if self._openapi is None:
-            self._openapi = self._encoder.encode(openapi_document(self.tool, auth=self.auth_on))
-        return Response(200, self._openapi, [])
-
-    async def metrics(self, request: Request) -> Response:
-        """``GET /metrics``: the metrics snapshot as JSON (with an ``auth`` block when auth is
-        on: callers by key id, never by key), or Prometheus text when the ``Accept`` header asks
-        for it (``text/plain`` or ``application/openmetrics-text``, as a scraper does) or
-        ``?format=prometheus``. With several workers, the figures of the whole instance."""
-        accept = _exposition(request.scope)
-        if self.instance is None and accept is None:  # one worker: what tool.get_metrics() says
-            body = self.tool.get_metrics().to_dict()
-            auth = self._auth_figures()
-        else:
-            metrics, figures, workers = (
-                (self.tool.metrics, self._figures(), 1)
-                if self.instance is None
-                else self.instance.collect()
-            )
-            if accept is not None:
-                from ai_spine_tools._prometheus import render
-
-                text, content_type = render(
-                    metrics,
-                    figures,
-                    tool=self.tool.name,
-                    version=self.tool.version,
-                    sdk=f"ai-spine-tools/{__version__}",
-                    workers=workers,
-                    accept=accept,
-                )
-                return Response(200, text, [], content_type=content_type.encode())
-            body = metrics.snapshot(figures, workers=workers).to_dict()
-            auth = figures.get("auth")
-        if auth is not None:
-            body["auth"] = auth
-        return Response(200, self._encoder.encode(body), [])
-
-    def _figures(self) -> dict[str, Any]:
-        """This worker's figures of the moment: the tool's, and who called when auth is on."""
-        return {**self.tool.metrics.figures(), "auth": self._auth_figures()}
-
-    def _auth_figures(self) -> dict[str, Any] | None:
-        if not self.auth_on:
-            return None
-        return {
-            "api_keys_active": 0 if self.auth is None else len(self.auth.key_ids),
-            "signing_secrets_active": (
-                0 if self.signatures is None else len(self.signatures.key_ids)
-            ),
-            "rejected": self.auth_rejected,
-            "requests_by_key": dict(self.requests_by_key),
-        }
-
-    async def dashboard(self, request: Request) -> Response:
-        """``GET /dashboard``: the live metrics page (``AI_SPINE_DASHBOARD=true``)."""
-        if request.scope["path"] != _dashboard.PAGE:  # /dashboard/: its relative links need this
-            location = request.scope.get("root_path", "") + _dashboard.PAGE
-            return Response(308, b"", [(b"location", location.encode())])
-        headers = [(b"cache-control", b"no-cache")]
-        return Response(200, _dashboard.page(), headers, content_type=_dashboard.HTML)
-
-    async def info(self, request: Request) -> Response:
-        """``GET /``: what this tool is and which endpoints it serves."""
-        body = {
-            **self.tool.metadata.to_dict(),
-            "sdk": f"ai-spine-tools/{__version__}",
-            "endpoints": self.endpoints(),
-        }
-        return Response(200, self._encoder.encode(body), [])
-
-    def endpoints(self) -> list[str]:
-        """Return ``"METHOD /path"`` for each route."""
-        routes = [f"{method} {path}" for path, route in self._routes.items() for method in route]
-        return routes if self.mcp is None else [*routes, "POST /mcp"]
-
-    async def _check_tool(self) -> tuple[str, dict[str, Any]]:
-        if not self.tool.started:
-            return "unhealthy", {"setup": "not done"}
-        try:
-            async with asyncio.timeout(_HEALTH_CHECK_TIMEOUT_S):
-                outcome = await self.tool.check_health()
-        except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}" if self.settings.debug else type(exc).__name__
-            return "degraded", {"setup": "ok", "tool": {"status": "failing", "error": detail}}
-        if outcome is True or outcome is None:
-            return "healthy", {"setup": "ok", "tool": "ok"}
-        if outcome is False:
-            return "degraded", {"setup": "ok", "tool": "failing"}
-        if isinstance(outcome, dict):
-            state = str(outcome.get("status", "healthy"))
-            if state not in ("healthy", "degraded", "unhealthy"):
-                state = "degraded"
-            return state, {"setup": "ok", "tool": outcome}
-        return "healthy", {"setup": "ok", "tool": str(outcome)}
-
 
 def _tracing(tool: Tool) -> Tracing:
     try:
@@ -1136,25 +597,6 @@ def _tracing(tool: Tool) -> Tracing:
             details={"variable": "AI_SPINE_TRACING"},
         ) from None
     return Tracing(tool.name)
-
-
-def _exposition(scope: Scope) -> str | None:
-    """The Prometheus format a ``/metrics`` request asks for (an ``Accept`` value), or ``None``
-    for JSON. JSON wins when the client accepts it (browsers, axios); ``?format=`` wins over
-    all."""
-    query = scope.get("query_string") or b""
-    if b"format=" in query:
-        if b"format=prometheus" in query:
-            return "text/plain"
-        if b"format=openmetrics" in query:
-            return "application/openmetrics-text"
-        return None
-    accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
-    if b"application/json" in accept:
-        return None
-    if b"application/openmetrics-text" in accept or b"text/plain" in accept:
-        return accept.decode("latin-1")
-    return None
 
 
 def _shared_cache(settings: ServerSettings) -> RedisCache | None:
@@ -1169,34 +611,6 @@ def _shared_cache(settings: ServerSettings) -> RedisCache | None:
             "pip install 'ai-spine-tools[redis]'",
             details={"variable": "REDIS_URL"},
         ) from None
-
-
-def _normalise(path: str) -> str:
-    collapsed = re.sub(r"/{2,}", "/", path)
-    return collapsed.rstrip("/") or "/"
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_clock_second = -1
-_clock_prefix = ""
-
-
-def _now_iso() -> str:
-    """Return the current UTC time as ISO-8601 with milliseconds and ``Z``.
-
-    The date-and-seconds part is formatted once per second: strftime per call cost 1 µs.
-    """
-    global _clock_second, _clock_prefix
-    now = time.time()
-    second = int(now)
-    if second != _clock_second:
-        _clock_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _clock_second = second
-    return f"{_clock_prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def create_app(tool: Tool, settings: ServerSettings | None = None, **overrides: Any) -> ASGIApp:

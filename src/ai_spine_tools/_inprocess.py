@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ai_spine_tools._app import ASGIApp, Message
+from ai_spine_tools._wire import ASGIApp, Message
 
 __all__ = ["InProcessApp", "RawResponse"]
 

@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
     from mcp.server.lowlevel import Server
 
-    from ai_spine_tools._app import Receive, Scope, Send, ToolApp
+    from ai_spine_tools._app import ToolApp
     from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools._tool import Tool
+    from ai_spine_tools._wire import Receive, Scope, Send
 
 __all__ = ["MCPEndpoint", "mcp_server", "serve_stdio"]
 

@@ -18,12 +18,13 @@ from typing import Any, Literal
 
 import uvicorn
 
-from ai_spine_tools._app import ASGIApp, ToolApp, with_middleware
+from ai_spine_tools._app import ToolApp, with_middleware
 from ai_spine_tools._instance import METRICS_DIR_VARIABLE
 from ai_spine_tools._loader import load_tool, locate
 from ai_spine_tools._logging import log_config
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools._tool import Tool
+from ai_spine_tools._wire import ASGIApp
 from ai_spine_tools.exceptions import ToolDefinitionError
 
 __all__ = ["app_from_env", "instance_directory", "serve"]

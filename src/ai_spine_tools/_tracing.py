@@ -23,7 +23,7 @@ from opentelemetry import propagate, trace
 from ai_spine_tools import __version__
 
 if TYPE_CHECKING:
-    from ai_spine_tools._app import Request
+    from ai_spine_tools._wire import Request
 
 __all__ = ["ExecutionTrace", "Tracing"]
 
