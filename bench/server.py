@@ -373,13 +373,15 @@ def plot(results: dict[str, Any], path: Path) -> None:
     names = list(results["results"])
     rps = [results["results"][n]["requests_per_s"] for n in names]
     p99 = [results["results"][n]["p99_ms"] for n in names]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {"baseline": "#999999", "fastapi": "#e2862a"}
     palette = [colors.get(name, "#2a7ae2") for name in names]
     left.bar(names, rps, color=palette)
     left.set_title("requests/s (higher is better)")
     right.bar(names, p99, color=palette)
     right.set_title("p99 latency, ms (lower is better)")
+    for axis in (left, right):
+        axis.tick_params(axis="x", labelrotation=25, labelsize=8)
     figure.suptitle("weather tool on uvicorn, 1 worker, 32 connections")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
