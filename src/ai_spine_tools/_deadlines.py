@@ -20,12 +20,20 @@ _PER_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
 )
 
 
+_last: tuple[asyncio.AbstractEventLoop | None, Deadlines | None] = (None, None)
+
+
 def deadlines() -> Deadlines:
     """Return the deadline watcher of the running event loop (timers belong to one loop)."""
+    global _last
     loop = asyncio.get_running_loop()
+    last_loop, watcher = _last
+    if loop is last_loop and watcher is not None:  # the usual case: skip the weak-dict lookup
+        return watcher
     watcher = _PER_LOOP.get(loop)
     if watcher is None:
         watcher = _PER_LOOP[loop] = Deadlines()
+    _last = (loop, watcher)
     return watcher
 
 

@@ -250,8 +250,8 @@ class Tool:
                 value = await self._execute(*args)
             else:
                 value = await self._in_thread(self._execute, *args)
-            if inspect.isawaitable(value):  # a sync function that returned a coroutine
-                value = await value
+                if inspect.isawaitable(value):  # a sync function that returned a coroutine
+                    value = await value
         except ToolError as exc:
             return ToolResult.from_exception(exc)
         except asyncio.CancelledError:
