@@ -301,14 +301,7 @@ class ToolApp:
             elif self.results is not None:
                 response = await self._cached(request, execution_id, envelope, values, config, body)
             else:
-                context = tool.new_context(
-                    execution_id=execution_id,
-                    request_id=None if request.request_id is None else request.request_id.decode(),
-                    metadata=envelope.metadata,
-                    timeout_ms=self.timeout_ms,
-                    debug=self.settings.debug,
-                    security=self._security(request),
-                )
+                context = self._context(request, execution_id, envelope)
                 begun = time.perf_counter()
                 result = await tool.invoke(values, config, context)
                 took_ms = (time.perf_counter() - begun) * 1000.0
@@ -432,14 +425,7 @@ class ToolApp:
         """The streaming step: run the tool's generator up to its first item, then answer
         with a body that sends each record as it comes (see ``_streaming``)."""
         tool = self.tool
-        context = tool.new_context(
-            execution_id=execution_id,
-            request_id=None if request.request_id is None else request.request_id.decode(),
-            metadata=envelope.metadata,
-            timeout_ms=self.timeout_ms,
-            debug=self.settings.debug,
-            security=self._security(request),
-        )
+        context = self._context(request, execution_id, envelope)
 
         def finish(code: str | None) -> None:
             guards.free_slot(self)
@@ -479,14 +465,7 @@ class ToolApp:
         flags = self.results.flags_for(config, request.scope["headers"], envelope.metadata)
 
         def context() -> ToolContext:
-            made = self.tool.new_context(
-                execution_id=execution_id,
-                request_id=None if request.request_id is None else request.request_id.decode(),
-                metadata=envelope.metadata,
-                timeout_ms=self.timeout_ms,
-                debug=self.settings.debug,
-                security=self._security(request),
-            )
+            made = self._context(request, execution_id, envelope)
             if flags is not None:
                 made.flags = flags
             return made
@@ -535,6 +514,17 @@ class ToolApp:
             ) from None
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise invalid_json(exc) from None
+
+    def _context(self, request: Request, execution_id: str, envelope: _Envelope) -> ToolContext:
+        """The context of one execution of this request."""
+        return self.tool.new_context(
+            execution_id=execution_id,
+            request_id=None if request.request_id is None else request.request_id.decode(),
+            metadata=envelope.metadata,
+            timeout_ms=self.timeout_ms,
+            debug=self.settings.debug,
+            security=self._security(request),
+        )
 
     def _security(self, request: Request) -> SecurityContext:
         user_agent = request.user_agent
