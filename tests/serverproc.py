@@ -59,8 +59,10 @@ def running_server(
     *args: str,
     env: Mapping[str, str] | None = None,
     ready_timeout: float = 30.0,
+    command: str = "serve",
 ) -> Iterator[ServerProcess]:
-    """Run ``ai-spine serve target`` until the block ends (SIGTERM, then kill if needed)."""
+    """Run ``ai-spine serve target`` (or ``command``) until the block ends (SIGTERM, then kill
+    if needed)."""
     port = free_port()
     environment = {**os.environ, **(env or {})}
     process = subprocess.Popen(
@@ -68,7 +70,7 @@ def running_server(
             sys.executable,
             "-m",
             "ai_spine_tools",
-            "serve",
+            command,
             str(target),
             "--host",
             "127.0.0.1",

@@ -322,3 +322,24 @@ def test_reload_picks_up_an_edited_tool(tmp_path: Path) -> None:
             except (httpx.TransportError, ValueError):
                 continue
     assert version == "1.0.1"
+
+
+def test_dev_reloads_after_an_edit_and_shows_full_errors(tmp_path: Path) -> None:
+    tool_file = tmp_path / "editable.py"
+    tool_file.write_text((TOOLS / "slow.py").read_text())
+    with running_server(tool_file, command="dev") as server:
+        failed = httpx.post(f"{server.url}/api/execute", json={"input_data": {"fail": "visible"}})
+        time.sleep(1.0)  # the file watcher takes its first look after the server is up
+        tool_file.write_text(
+            tool_file.read_text().replace('"version": "2.1.0"', '"version": "2.2.0"')
+        )
+        deadline = time.monotonic() + 20
+        version = ""
+        while time.monotonic() < deadline and version != "2.2.0":
+            time.sleep(0.2)
+            try:
+                version = httpx.get(f"{server.url}/health").json()["version"]
+            except (httpx.TransportError, ValueError):
+                continue
+    assert "visible" in failed.json()["error_message"]  # debug on: the exception text is shown
+    assert version == "2.2.0"
