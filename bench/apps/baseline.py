@@ -89,6 +89,7 @@ async def app(
                 (b"x-content-type-options", b"nosniff"),
                 (b"x-frame-options", b"DENY"),
                 (b"referrer-policy", b"no-referrer"),
+                (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
             ],
         }
     )

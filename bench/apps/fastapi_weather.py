@@ -61,6 +61,7 @@ async def execute(
             "x-content-type-options": "nosniff",
             "x-frame-options": "DENY",
             "referrer-policy": "no-referrer",
+            "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
         }
     )
     return Success(
