@@ -1,10 +1,11 @@
 """Side-by-side HTTP benchmark: a bare ASGI baseline, our server, and FastAPI, in one run.
 
-Each app serves the seed's weather tool on uvicorn (one worker, uvloop, httptools) on 127.0.0.1;
-``wrk`` drives it with 32 keep-alive connections. Apps run in alternating rounds and each keeps the
-median of its rounds, so slow moments of a noisy machine fall on all of them alike. Results are
-reported as ratios against the baseline and FastAPI, with idle and peak RSS, a leak check (RSS
-after 10,000 and after 100,000 requests) and the cold import time of ``ai_spine_tools``.
+Each app serves the seed's weather tool on uvicorn (one worker, uvloop, httptools) on 127.0.0.1,
+ours as users run it (``ai-spine serve``, with the SDK's protocol). ``wrk`` drives it with 32
+keep-alive connections. Apps run in alternating rounds and each keeps the median of its rounds, so
+slow moments of a noisy machine fall on all of them alike. Results are reported as ratios against
+the baseline and FastAPI, with idle and peak RSS, a leak check (RSS after 10,000 and after 100,000
+requests) and the cold import time of ``ai_spine_tools``.
 
     python -m bench.server                # the full run (about two minutes)
     python -m bench.server --smoke        # a few seconds, no targets checked
@@ -47,31 +48,26 @@ wrk.headers["X-API-Key"] = "{API_KEY}"
 
 @dataclass(frozen=True)
 class App:
-    """One contender: how uvicorn finds it and the environment it needs."""
+    """One contender: the ASGI app uvicorn serves, or the tool file ``ai-spine serve`` serves (our
+    server as users run it: uvicorn with the SDK's protocol), and the environment it needs."""
 
     name: str
     target: str
-    factory: bool = False
+    served_by: str = "uvicorn"  # or "ai-spine"
     env: dict[str, str] = field(default_factory=dict)
 
 
-OURS_ENV = {"AI_SPINE_TOOL": str(ROOT / "examples" / "weather.py"), "AI_SPINE_API_KEYS": API_KEY}
+WEATHER = str(ROOT / "examples" / "weather.py")
+WEATHER_CACHED = str(ROOT / "bench" / "apps" / "weather_cached.py")
+OURS_ENV = {"AI_SPINE_API_KEYS": API_KEY, "AI_SPINE_LOG_LEVEL": "warning"}
 APPS = [
     App("baseline", "bench.apps.baseline:app"),
-    App("ours", "ai_spine_tools._server:app_from_env", factory=True, env=OURS_ENV),
+    App("ours", WEATHER, "ai-spine", OURS_ENV),
     App("fastapi", "bench.apps.fastapi_weather:app"),
-    App(
-        "ours_cache_hit",
-        "ai_spine_tools._server:app_from_env",
-        factory=True,
-        env={**OURS_ENV, "AI_SPINE_TOOL": str(ROOT / "bench" / "apps" / "weather_cached.py")},
-    ),
+    App("ours_cache_hit", WEATHER_CACHED, "ai-spine", OURS_ENV),
 ]
 METRICS_OFF = App(
-    "ours_metrics_off",
-    "ai_spine_tools._server:app_from_env",
-    factory=True,
-    env={**OURS_ENV, "AI_SPINE_METRICS": "false"},
+    "ours_metrics_off", WEATHER, "ai-spine", {**OURS_ENV, "AI_SPINE_METRICS": "false"}
 )
 
 
@@ -106,25 +102,15 @@ class Server:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app.target,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        if app.factory:
-            command.append("--factory")
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if app.served_by == "ai-spine":  # uvloop and httptools, as uvicorn picks them by default
+            command = [sys.executable, "-m", "ai_spine_tools", "serve", app.target, *address]
+        else:
+            command = [
+                *(sys.executable, "-m", "uvicorn", app.target, *address),
+                *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
+                *("--log-level", "warning"),
+            ]
         env = {**os.environ, **app.env, "PYTHONPATH": f"{ROOT}:{ROOT / 'examples'}"}
         self.process = subprocess.Popen(command, cwd=ROOT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"

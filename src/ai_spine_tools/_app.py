@@ -79,6 +79,8 @@ logger = logging.getLogger("ai_spine_tools.server")
 
 # JSON answers load nothing: the strictest policy. HTML pages get the page policy (_headers).
 _SECURITY_HEADERS = API_SECURITY_HEADERS
+_EXECUTE = "/api/execute"
+Headers = list[tuple[bytes, bytes]]
 
 
 class ToolApp:
@@ -131,7 +133,7 @@ class ToolApp:
         self._encoder = msgspec.json.Encoder()
         self._openapi: bytes | None = None
         self._routes: dict[str, dict[str, Handler]] = {
-            "/api/execute": {"POST": self.execute},
+            _EXECUTE: {"POST": self.execute},
             "/health": {"GET": functools.partial(probes.health, self)},
             "/ready": {"GET": functools.partial(probes.ready, self)},
             "/schema": {"GET": functools.partial(probes.schema, self)},
@@ -163,6 +165,18 @@ class ToolApp:
             from ai_spine_tools._mcp import MCPEndpoint
 
             self.mcp = MCPEndpoint(self)
+        self.serves_directly = not tool.streams
+        """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
+        a streaming tool, whose body goes out as it is produced."""
+        self.answers_from_cache = (
+            self.results is not None
+            and self.limiter is None
+            and self.signatures is None
+            and self._tracing is None
+        )
+        """Whether the connection may answer a cache hit without a task (``answer_from_cache``):
+        not when a step it skips is on (a rate limit, which waits on its store; request
+        signatures; trace spans)."""
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -199,21 +213,60 @@ class ToolApp:
                     return
                 request.extra_headers.append((b"allow", allow.encode()))
                 raise MethodNotAllowedError(f"{method} is not allowed on {path}; use {allow}")
-            if self.auth_on and path in self._protected:
-                guards.authenticate(self, request, path)
-            response = await handler(request)
-        except _DisconnectedError:
-            return
         except ToolError as exc:
-            response = self._error(request, exc, errors_as_200=path == "/api/execute")
-        except Exception:
-            logger.exception("unexpected error serving %s %s", method, _clip(scope["path"]))
-            response = self._error(request, ExecutionError("Internal server error"))
+            response = self._error(request, exc, errors_as_200=path == _EXECUTE)
+        else:
+            handled = await self._handle(request, path, handler)
+            if handled is None:
+                return
+            response = handled
         await self._send(send, request, response, head=head)
 
+    async def _handle(self, request: Request, path: str, handler: Handler) -> Response | None:
+        """Authenticate (on a protected route) and run ``handler``, any error becoming its
+        envelope; ``None`` when the client went away before its body was in."""
+        try:
+            if self.auth_on and path in self._protected:
+                guards.authenticate(self, request, path)
+            return await handler(request)
+        except _DisconnectedError:
+            return None
+        except ToolError as exc:
+            return self._error(request, exc, errors_as_200=path == _EXECUTE)
+        except Exception:
+            scope = request.scope
+            logger.exception(
+                "unexpected error serving %s %s", scope["method"], _clip(scope["path"])
+            )
+            return self._error(request, ExecutionError("Internal server error"))
+
+    async def respond(self, scope: Scope, body: bytes) -> tuple[int, Headers, bytes]:
+        """Serve a ``POST /api/execute`` whose body is wholly in, as ``__call__`` would but
+        without ASGI: the status, headers and body of the response (see ``_protocol``)."""
+        request = Request(scope, _replay(body))
+        response = await self._handle(request, _EXECUTE, self.execute)
+        assert response is not None  # the body is in: there is nothing left to wait for
+        return response.status, self._headers(request, response), response.body
+
     async def _send(self, send: Send, request: Request, response: Response, *, head: bool) -> None:
+        headers = self._headers(request, response)
+        stream = response.stream
+        if stream is not None:
+            del headers[1]  # no content-length: the body goes out as it is produced
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+            except BaseException:
+                await stream.abort()
+                raise
+            await stream.send(send, request.receive)
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+    def _headers(self, request: Request, response: Response) -> Headers:
+        """The headers of ``response``: content type and length first, then ours, then its own."""
         elapsed_ms = (time.perf_counter() - request.started) * 1000.0
-        headers = [
+        return [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
             (b"x-request-id", request.request_id or new_execution_id().encode()),
@@ -228,18 +281,6 @@ class ToolApp:
             *request.extra_headers,
             *response.headers,
         ]
-        stream = response.stream
-        if stream is not None:
-            del headers[1]  # no content-length: the body goes out as it is produced
-            try:
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-            except BaseException:
-                await stream.abort()
-                raise
-            await stream.send(send, request.receive)
-            return
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else response.body})
 
     # -- the execute corridor ----------------------------------------------------------------
 
@@ -268,13 +309,10 @@ class ToolApp:
             elif self._open_input:
                 self._limits.check_depth(body)
             if self.results is not None and not request.cache_directives:
-                seen = self.results.hit_for_body(body)
-                if seen is not None:  # the same bytes as an earlier cached request
-                    outcome, execution_id = seen
-                    execution_id = execution_id or new_execution_id()
-                    if request.request_id is None:
-                        request.request_id = execution_id.encode()
-                    return self._cache_answer(execution_id, outcome, 0.0)
+                seen = self._seen_before(request, body)
+                if seen is not None:
+                    execution_id, response = seen
+                    return response
             envelope = self._decode_envelope(body)
             if (envelope.config or envelope.metadata) and len(body) <= self._limits.scan_above:
                 self._limits.check_depth(body)  # open parts: only they can nest to any depth
@@ -327,6 +365,54 @@ class ToolApp:
             if self._log_requests:  # AI_SPINE_LOG_REQUESTS (or log level debug): one line each
                 self._log_execution(request, execution_id, code)
         return response
+
+    def _seen_before(self, request: Request, body: bytes) -> tuple[str, Response] | None:
+        """The cached answer for the same bytes as an earlier cached request, if still there."""
+        assert self.results is not None
+        seen = self.results.hit_for_body(body)
+        if seen is None:
+            return None
+        outcome, execution_id = seen
+        execution_id = execution_id or new_execution_id()
+        if request.request_id is None:
+            request.request_id = execution_id.encode()
+        return execution_id, self._cache_answer(execution_id, outcome, 0.0)
+
+    def answer_from_cache(self, scope: Scope, body: bytes) -> tuple[Headers, bytes] | None:
+        """Answer a ``POST /api/execute`` that is a cache hit for a body seen before, without a
+        task: the response's headers and body, or ``None`` to leave it to ``respond``.
+
+        The connection calls this once an execute request is wholly in (``_protocol``). It takes
+        the steps ``execute`` takes for such a hit (content type, API key, cache, metrics, log)
+        and declines, changing nothing, whenever one would refuse or the body is not a known
+        one: ``respond`` then serves the request, errors included.
+        """
+        if not self.answers_from_cache or self.in_flight >= self.max_in_flight:
+            return None
+        request = Request(scope, _nothing_to_receive)
+        if request.cache_directives:
+            return None
+        try:
+            guards.check_content_type(self, request)
+        except ToolError:
+            return None
+        key_id = None
+        if self.auth is not None and _EXECUTE in self._protected:
+            key_id = self.auth.identify(request.api_key, request.authorization)
+            if key_id is None:
+                return None
+        seen = self._seen_before(request, body)
+        if seen is None:
+            return None
+        if key_id is not None:
+            guards.admit(self, request, key_id)
+        execution_id, response = seen
+        if self._metrics_on:
+            now = time.perf_counter()
+            self.tool.metrics.record((now - request.started) * 1000.0, None, now)
+        if self._log_requests:
+            self._log_execution(request, execution_id, None)
+        return self._headers(request, response), response.body
 
     def _log_execution(self, request: Request, execution_id: str | None, code: str | None) -> None:
         request_id = request.request_id
@@ -575,6 +661,10 @@ class ToolApp:
         return Response(status, self._encoder.encode(body), headers)
 
     # -- the other routes --------------------------------------------------------------------
+
+
+async def _nothing_to_receive() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def _tracing(tool: Tool) -> Tracing:

@@ -1,11 +1,13 @@
-"""uvicorn's HTTP protocol (httptools) with the limits a server on an open network needs.
+"""uvicorn's HTTP protocol (httptools) with the limits a server on an open network needs, and
+the execute route served without ASGI.
 
 uvicorn bounds neither the size of a request's head nor the time a client may take to send it,
 and answers its concurrency limit with plain text. ``GuardedHTTPProtocol`` adds, per connection:
 
 - **head size**: request line and headers over ``max_header_bytes`` get 431 ``HEADERS_TOO_LARGE``
-  and the connection is closed. Complete headers are counted as they are parsed; bytes of a head
-  still incomplete are counted as they arrive, so one endless header cannot grow the buffer;
+  and the connection is closed. Bytes of a head still incomplete are counted as they arrive, so
+  one endless header cannot grow the buffer; a head that ends within a read larger than the limit
+  is measured header by header once parsed, before anything runs;
 - **read deadline**: from its first byte (or from the connection's opening), a request must be
   complete within ``read_timeout`` seconds. A client that sends its headers or its body a byte at
   a time (slowloris) gets 408 ``REQUEST_TIMEOUT`` and is disconnected; one that never sends
@@ -15,6 +17,14 @@ and answers its concurrency limit with plain text. ``GuardedHTTPProtocol`` adds,
   ``OVERLOADED`` with ``Retry-After``, like every other error of the server.
 
 Idle keep-alive connections close after uvicorn's ``timeout_keep_alive``.
+
+**The execute route, served directly.** A ``POST /api/execute`` whose body has a known, modest
+length is held, without an ASGI task, until the body is in. A repeated cache hit is then answered
+on the spot (``ToolApp.answer_from_cache``); anything else runs ``ToolApp.respond`` in a task of
+its own that writes the response itself. Both skip what ASGI costs a request (message dicts,
+uvicorn's header checks, receive and send round trips): about a third of a small request's time,
+measured with ``bench/server.py``. Requests that a wrapper of the app acts on (compression, CORS,
+proxy headers), a streaming tool's, pipelined ones and every other route take the ASGI path.
 """
 
 from __future__ import annotations
@@ -24,9 +34,13 @@ import time
 from typing import Any
 
 import msgspec
-from uvicorn.protocols.http.flow_control import service_unavailable
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from ai_spine_tools._app import ToolApp
 from ai_spine_tools._headers import API_SECURITY_HEADERS
 from ai_spine_tools.exceptions import (
     HeadersTooLargeError,
@@ -41,6 +55,7 @@ DEFAULT_MAX_HEADER_BYTES = 16_384
 _SWEEP_INTERVAL_S = 1.0
 _SWEEPER = "_ai_spine_sweeper"
 _SECURITY_HEADERS = b"".join(name + b": " + value + b"\r\n" for name, value in API_SECURITY_HEADERS)
+_EXECUTE = b"/api/execute"
 
 
 class _RefusedError(Exception):
@@ -100,7 +115,8 @@ async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
 
 
 class GuardedHTTPProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with bounded heads, read deadlines and a JSON 503.
+    """uvicorn's httptools protocol with bounded heads, read deadlines, a JSON 503, and the
+    execute route served directly.
 
     Limits come from the uvicorn ``Config``: ``h11_max_incomplete_event_size`` (the head size,
     the meaning uvicorn gives it for h11) and ``ai_spine_read_timeout`` (seconds, or ``None``).
@@ -110,11 +126,17 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._max_head = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
         self._read_timeout: float | None = getattr(config, "ai_spine_read_timeout", None)
-        self._head_size = 0  # parsed bytes of the current head (request line and headers)
-        self._head_received = 0  # bytes received while the current head is incomplete
+        self._head_received = 0  # bytes received in earlier reads while the head is incomplete
+        self._head_bound = 0  # the most bytes a head ending in the current read can have
         self._in_head = False
         self._reading_since: float | None = None
         self._refusal: bytes | None = None
+        # An access log (ai-spine serve asks for one at log level debug) is written on the ASGI
+        # path, and a root path is for apps mounted under a prefix.
+        direct = not (config.access_log or self.root_path)
+        self._direct = _DirectRoute.find(self.app) if direct else None
+        self._may_hold = False  # the request whose head just ended may be held
+        self._held: Any = None  # the request cycle held until its body is in
 
     # -- connection --------------------------------------------------------------------------
 
@@ -127,12 +149,17 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             return  # refused and closing: what still arrives is dropped
+        self._head_bound = self._head_received + len(data)
         super().data_received(data)
         if self._in_head and self._refusal is None:
             self._head_received += len(data)
             if self._head_received > self._max_head:
                 self._refuse_head()
                 self._send_refusal()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._held = None
+        super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn answers any parser error with 400; a refusal of ours says what was wrong.
@@ -144,38 +171,94 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     # -- parser callbacks --------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        # A request answered on the spot arms the keep-alive timer while the parser may still
+        # hold the next one, pipelined behind it.
+        self._unset_keepalive_if_required()
         super().on_message_begin()
-        self._head_size = self._head_received = 0
+        self._head_received = 0
         self._in_head = True
         if self._read_timeout and self._reading_since is None:
             self._reading_since = time.monotonic()
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_bound > self._max_head and self._head_size() > self._max_head:
+            self._refuse_head()
+            raise _RefusedError  # httptools stops parsing; send_400_response answers
+        direct = self._direct
+        self._may_hold = (
+            direct is not None
+            and self.url == _EXECUTE
+            and not self.expect_100_continue
+            and self.parser.get_method() == b"POST"
+            and direct.admits(self.headers)
+        )
         super().on_headers_complete()
+        self._may_hold = False
 
     def on_message_complete(self) -> None:
         self._reading_since = None
-        super().on_message_complete()
+        cycle = self._held
+        if cycle is None:
+            super().on_message_complete()
+            return
+        self._held = None
+        assert self._direct is not None
+        app = self._direct.app
+        body = bytes(cycle.body)
+        answer = None if self.flow.write_paused else app.answer_from_cache(cycle.scope, body)
+        if answer is not None:
+            self._write(cycle, 200, *answer)
+            return
+        task = self.loop.create_task(self._respond(app, cycle, body))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
 
-    def _count(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self._max_head:
-            self._refuse_head()
-            raise _RefusedError  # httptools stops parsing; send_400_response answers
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-    # -- refusals ----------------------------------------------------------------------------
+    # -- the execute route -------------------------------------------------------------------
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if self._may_hold and app is self.app and cycle is self.cycle:
+            self._held = cycle  # until its body is in (on_message_complete)
+            return
         super()._start_asgi_task(cycle, _overloaded if app is service_unavailable else app)
+
+    async def _respond(self, app: ToolApp, cycle: Any, body: bytes) -> None:
+        """Serve a held request in its own task, and write the response once the client has
+        read the earlier ones (if it is behind)."""
+        try:
+            status, headers, payload = await app.respond(cycle.scope, body)
+            if self.flow.write_paused and not cycle.disconnected:
+                await self.flow.drain()
+        except BaseException:
+            self.transport.close()  # cancelled: a shutdown past its grace period
+            raise
+        self._write(cycle, status, headers, payload)
+
+    def _write(
+        self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """Write a response given without ASGI, as uvicorn's ``send`` would, then let the
+        connection go on (to a pipelined request, or to the keep-alive timer)."""
+        if cycle.disconnected:
+            return
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            content += (name, b": ", value, b"\r\n")
+        if not cycle.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        self.transport.write(b"".join(content))
+        cycle.response_started = cycle.response_complete = True
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    # -- refusals ----------------------------------------------------------------------------
 
     def _refuse_head(self) -> None:
         self._refusal = error_response(
@@ -219,6 +302,46 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self._send_refusal()
         else:  # a connection that never started a request
             self.transport.close()
+
+
+class _DirectRoute:
+    """The ``ToolApp`` under the app uvicorn serves, and the request headers that make a wrapper
+    between them act on a request (compression, CORS, proxy headers): requests sending any of
+    them are left to the ASGI path."""
+
+    __slots__ = ("app", "declining")
+
+    def __init__(self, app: ToolApp, declining: frozenset[bytes]) -> None:
+        self.app = app
+        self.declining = declining
+
+    @classmethod
+    def find(cls, app: Any) -> _DirectRoute | None:
+        """Look for the ``ToolApp`` through the wrappers it may be served in (all known ones)."""
+        declining: set[bytes] = set()
+        while not isinstance(app, ToolApp):
+            if isinstance(app, ProxyHeadersMiddleware):
+                declining |= {b"x-forwarded-for", b"x-forwarded-proto"}
+            elif isinstance(app, GZipMiddleware):
+                declining.add(b"accept-encoding")
+            elif isinstance(app, CORSMiddleware):
+                declining.add(b"origin")
+            else:
+                return None
+            app = app.app
+        return cls(app, frozenset(declining)) if app.serves_directly else None
+
+    def admits(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """True when a request with ``headers`` may be held until its body is in: a length
+        declared and no larger than what uvicorn buffers before it stops reading, and no
+        header a wrapper acts on."""
+        small = False
+        for name, value in headers:
+            if name == b"content-length":
+                small = value.isdigit() and int(value) <= HIGH_WATER_LIMIT
+            elif name == b"transfer-encoding" or name in self.declining:
+                return False
+        return small
 
 
 class _Sweeper:

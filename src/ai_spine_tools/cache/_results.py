@@ -432,6 +432,8 @@ class RawBodies:
 
     def lookup(self, body: bytes) -> tuple[str, str | None] | None:
         """Return the key and execution id remembered for ``body``."""
+        if len(body) > self.max_body:
+            return None  # never remembered, and not worth hashing
         return self._keys.get(body)
 
     def forget(self, body: bytes) -> None:
