@@ -19,7 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ai_spine_tools import (
     ToolContext,
     api_key_field,
+    array_field,
     create_tool,
+    object_field,
     secret_field,
     sign_request,
     string_field,
@@ -75,6 +77,37 @@ def test_input_and_config_dicts_hide_secrets_and_plain_dicts_stay_plain() -> Non
     assert config["token"] == PLANTED
     assert PLANTED not in repr(config)
     assert PLANTED not in repr(resolver.server_values())
+
+
+def test_secrets_nested_in_objects_and_arrays_are_hidden_too() -> None:
+    account = object_field(properties={"name": string_field(), "token": secret_field()})
+    fields = {"user": string_field(), "accounts": array_field(items=account), "main": account}
+    schema = Schema(fields, subject="input", forbid_unknown=True)
+    sent = {
+        "user": "u",
+        "accounts": [{"name": "a", "token": PLANTED}, {"name": "b", "token": None}],
+        "main": {"name": "m", "token": PLANTED},
+    }
+    decoded = schema.decode_json(msgspec.json.encode(sent))
+    for values in (decoded, schema.validate(sent)):
+        assert values == sent
+        for part in (values, values["accounts"], values["accounts"][0], values["main"]):
+            assert PLANTED not in repr(part)
+        assert repr(values["main"]) == "{'name': 'm', 'token': '***'}"
+        assert PLANTED not in repr(copy.deepcopy(values))
+    assert (
+        type(
+            Schema({"o": object_field()}, subject="input", forbid_unknown=True).validate(
+                {"o": {"token": "t"}}
+            )
+        )
+        is dict
+    )  # no secret anywhere: plain dicts
+    resolver = ConfigResolver({"creds": object_field(properties={"key": api_key_field()})})
+    config = resolver.for_request({"creds": {"key": PLANTED}})
+    assert config["creds"]["key"] == PLANTED
+    assert PLANTED not in repr(config)
+    assert PLANTED not in repr(config["creds"])
 
 
 def test_a_bad_server_side_secret_is_named_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:

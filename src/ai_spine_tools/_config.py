@@ -12,13 +12,13 @@ import contextlib
 import copy
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
 from ai_spine_tools._schema import IssueList
-from ai_spine_tools._secrets import hidden_keys, secret_values_type
+from ai_spine_tools._secrets import hiding
 from ai_spine_tools.exceptions import (
     ConfigurationError,
     ServerConfigurationError,
@@ -43,9 +43,10 @@ class ConfigResolver:
 
     def __init__(self, fields: Mapping[str, Field]) -> None:
         self.fields = dict(fields)
-        hidden = hidden_keys(self.fields)
         # With a secret field, config dicts hide its value from repr (and so from logs).
-        self._dict: type[dict[str, Any]] = secret_values_type(hidden) if hidden else dict
+        self._copy: Callable[[dict[str, Any]], dict[str, Any]] = hiding(self.fields) or dict
+        # A secret nested in an object: the objects a caller supplies must be hidden too.
+        self._hide_supplied = not isinstance(self._copy, type)
         self._explicit: dict[str, Any] = {}
         self._server: dict[str, Any] = {}  # key -> validated server-side value
         self._defaults: dict[str, Any] = {}
@@ -111,16 +112,16 @@ class ConfigResolver:
         """Return the validated server-side values and defaults (what ``setup`` receives)."""
         if not self._resolved:
             self.resolve()
-        values = self._dict.fromkeys(self.fields)
+        values = dict.fromkeys(self.fields)
         values.update(self._defaults)
         values.update(self._server)
-        return values
+        return self._copy(values)
 
     def for_request(self, supplied: Mapping[str, Any] | None) -> dict[str, Any]:
         """Return the config for one execution; raise ``ConfigurationError`` when it is invalid."""
         if not self._resolved:
             self.resolve()
-        values = self._dict(self._base)  # each execution gets its own copy, mutables included
+        values = self._copy(self._base)  # each execution gets its own copy, mutables included
         for key in self._mutable:
             values[key] = copy.deepcopy(values[key])
         if not supplied:
@@ -145,7 +146,7 @@ class ConfigResolver:
         missing = tuple(key for key in self._missing if values[key] is None)
         if missing:
             raise _missing_error(missing)
-        return values
+        return self._copy(values) if self._hide_supplied else values
 
 
 def _missing_error(keys: tuple[str, ...]) -> ConfigurationError:

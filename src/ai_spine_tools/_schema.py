@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools._secrets import hidden_keys, masking, secret_values_type
+from ai_spine_tools._secrets import hiding
 from ai_spine_tools.exceptions import InvalidJSONError, ValidationError, ValidationIssue
 from ai_spine_tools.fields import MISSING, ArrayField, Field, ObjectField
 
@@ -200,6 +200,7 @@ class Schema:
         "_decoder",
         "_finish",
         "_forbid_unknown",
+        "_hide",
         "_struct",
         "fields",
         "subject",
@@ -213,9 +214,10 @@ class Schema:
         self._decoder = msgspec.json.Decoder(self._struct)
         self._decode = self._decoder.decode
         self._finish = _finisher(self.fields, subject=subject)
-        hidden = hidden_keys(self.fields)
-        if hidden:  # secret values stay out of the repr (and logs) of what execute receives
-            self._finish = masking(self._finish, hidden)
+        self._hide = hiding(self.fields)
+        if self._hide is not None:  # secrets stay out of the repr (and logs) of what execute gets
+            finish, hide = self._finish, self._hide
+            self._finish = lambda decoded: hide(finish(decoded))
 
     def decode_json(self, data: bytes | memoryview) -> dict[str, Any]:
         """Validate a JSON document; raise ``InvalidJSONError`` or ``ValidationError``."""
@@ -246,8 +248,7 @@ class Schema:
             raise invalid_json(exc) from None
         if issues:
             raise ValidationError(issues, subject=self.subject, dropped=issues.dropped)
-        hidden = hidden_keys(self.fields)
-        return secret_values_type(hidden)(out) if hidden else out
+        return out if self._hide is None else self._hide(out)
 
     def json_schema(self) -> dict[str, Any]:
         """Return the JSON Schema (2020-12) of the whole object."""

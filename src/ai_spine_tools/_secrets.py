@@ -3,7 +3,8 @@
 The ``input`` and ``config`` dicts that ``execute`` receives are plain ``dict`` subclasses when the
 schema declares a secret: reading them, encoding them (msgspec, json) and copying them work as for
 any dict, but ``repr`` (and so ``str``, f-strings and ``logger.info("%s", config)``) shows ``***``
-in place of each secret value. The values themselves stay plain ``str``, usable as they are.
+in place of each secret value. Objects nested in them (in arrays too) that hold a secret are such
+dicts as well. The values themselves stay plain ``str``, usable as they are.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from ai_spine_tools.fields import Field
+from ai_spine_tools.fields import ArrayField, Field, ObjectField
 
-__all__ = ["REDACTED", "SecretValues", "hidden_keys", "masking", "secret_values_type"]
+__all__ = ["REDACTED", "SecretValues", "hiding", "secret_values_type"]
 
 REDACTED = "***"
 
@@ -59,18 +60,36 @@ def _rebuild(values: dict[str, Any], hidden: frozenset[str]) -> SecretValues:
     return secret_values_type(hidden)(values)
 
 
-def hidden_keys(fields: Mapping[str, Field]) -> frozenset[str]:
-    """Return the keys of ``fields`` whose values are secrets."""
-    return frozenset(key for key, field in fields.items() if field.sensitive)
-
-
-def masking(
-    make: Callable[..., dict[str, Any]], hidden: frozenset[str]
-) -> Callable[..., dict[str, Any]]:
-    """Wrap a function returning a dict so that it returns a ``SecretValues`` instead."""
+def hiding(fields: Mapping[str, Field]) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """Return what copies a value of ``fields`` into a dict hiding its secrets, and those of the
+    objects nested in it (in arrays too); ``None`` when no field anywhere is a secret."""
+    hidden = frozenset(key for key, field in fields.items() if field.sensitive)
+    nested = {key: inner for key, field in fields.items() if (inner := _hiding_in(field))}
+    if not hidden and not nested:
+        return None
     wrap = secret_values_type(hidden)
+    if not nested:
+        return wrap
 
-    def masked(*args: Any) -> dict[str, Any]:
-        return wrap(make(*args))
+    def hide(values: dict[str, Any]) -> dict[str, Any]:
+        out = wrap(values)
+        for key, inner in nested.items():
+            value = out.get(key)
+            if value is not None:
+                out[key] = inner(value)
+        return out
 
-    return masked
+    return hide
+
+
+def _hiding_in(field: Field) -> Callable[[Any], Any] | None:
+    """What hides the secrets inside a value of ``field`` (an object, or an array of them)."""
+    if isinstance(field, ObjectField) and field.properties:
+        inner = hiding(field.properties)
+        if inner is not None:
+            return lambda value: inner(value) if type(value) is dict else value
+    elif isinstance(field, ArrayField) and field.items is not None:
+        item = _hiding_in(field.items)
+        if item is not None:
+            return lambda value: [item(x) for x in value] if type(value) is list else value
+    return None
