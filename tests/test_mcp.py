@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from ai_spine_tools._app import ToolApp, create_app
 from ai_spine_tools._inprocess import InProcessApp
 from ai_spine_tools._mcp import tool_result
 from ai_spine_tools._settings import ServerSettings
-from serverproc import ServerProcess, running_server
+from serverproc import TOOLS, ServerProcess, running_server
 
 AGENTS = Path(__file__).resolve().parent / "agent" / "weather_agent.py"
 TIMEOUT = {"AI_SPINE_REQUEST_TIMEOUT": "500"}
@@ -303,3 +306,37 @@ async def test_calls_count_against_the_rate_limit_of_execute() -> None:
 def test_tool_result_maps_the_envelope(envelope: dict[str, Any], text: str, is_error: bool) -> None:
     result = tool_result(json.dumps(envelope).encode())
     assert (text_of(result), result.is_error) == (text, is_error)
+
+
+@pytest.mark.slow
+def test_stdio_runs_cleanup_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    marker = tmp_path / "cleanup-ran"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai_spine_tools", "mcp", str(TOOLS / "slow.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "AI_SPINE_TEST_MARKER": str(marker)},
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
+    process.stdin.write(json.dumps(hello).encode() + b"\n")
+    process.stdin.flush()
+    assert json.loads(process.stdout.readline())["id"] == 1  # serving, stdin still open
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(10) == 0
+    finally:
+        process.kill()
+        process.communicate()
+    assert marker.read_text() == "cleanup ran\n"

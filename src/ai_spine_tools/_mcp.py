@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import sys
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ai_spine_tools._export import mcp_tool
@@ -204,36 +205,53 @@ class MCPEndpoint:
         await self.sessions.handle_request(scope, receive, send)
 
 
-@contextlib.asynccontextmanager
-async def _started(app: ToolApp) -> AsyncIterator[None]:
-    """Run ``app``'s lifespan (setup, shared cache, cleanup) around the block; what setup and
-    cleanup print goes to stderr, since stdout carries the protocol."""
-    from ai_spine_tools._inprocess import InProcessApp
-
-    host = InProcessApp(app)
-    with contextlib.redirect_stdout(sys.stderr):
-        await host.start()  # RuntimeError naming why, if setup fails
-    try:
-        yield
-    finally:
-        with contextlib.redirect_stdout(sys.stderr):
-            await host.stop()
-
-
 async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
-    """Serve ``tool`` over MCP on stdin and stdout until the client closes stdin.
+    """Serve ``tool`` over MCP on stdin and stdout until the client closes stdin or the process
+    gets SIGTERM; the tool's ``setup`` runs first and its ``cleanup`` last, either way.
 
     Calls go through the same corridor as over HTTP, minus authentication: the client is the
     local process that started this one. While the protocol runs, the SDK points the process's
-    stdout at stderr, so stray prints of the tool cannot corrupt it.
+    stdout at stderr, so stray prints of the tool cannot corrupt it. On SIGTERM the process exits
+    (0) right after ``cleanup``: closing the protocol's streams would wait for a read of stdin
+    that only ends when the client writes or closes it.
     """
     _require_sdk()
     from mcp.server.stdio import stdio_server
 
     from ai_spine_tools._app import ToolApp
+    from ai_spine_tools._inprocess import InProcessApp
 
     # No /mcp endpoint of its own; and no authentication: that is the HTTP door's.
     app = ToolApp(tool, settings.replace(mcp=False))
     server = mcp_server(app)
-    async with _started(app), stdio_server() as (read, write):
-        await server.run(read, write, server.create_initialization_options())
+    host = InProcessApp(app)  # runs the app's lifespan: setup, shared cache, cleanup
+    with contextlib.redirect_stdout(sys.stderr):  # what setup and cleanup print, too
+        await host.start()  # RuntimeError naming why, if setup fails
+    try:
+        async with stdio_server() as (read, write):
+            options = server.create_initialization_options()
+            running = asyncio.ensure_future(server.run(read, write, options))
+            terminated = _cancel_on_sigterm(running)
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            if terminated.is_set():
+                with contextlib.redirect_stdout(sys.stderr):
+                    await host.stop()
+                sys.stderr.flush()
+                os._exit(0)
+    finally:
+        with contextlib.redirect_stdout(sys.stderr):
+            await host.stop()
+
+
+def _cancel_on_sigterm(task: asyncio.Future[Any]) -> asyncio.Event:
+    """Cancel ``task`` on SIGTERM; the event tells that it happened."""
+    terminated = asyncio.Event()
+
+    def stop() -> None:
+        terminated.set()
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals (Windows, a thread)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    return terminated
