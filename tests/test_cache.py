@@ -180,6 +180,18 @@ async def test_redis_applies_the_ttl(redis_cache: RedisCache) -> None:
     assert await redis_cache.get_with_ttl("absent") == (None, None)
 
 
+async def test_redis_add_stores_only_when_absent(redis_cache: RedisCache) -> None:
+    assert await redis_cache.add("once", "first", ttl=30) is True
+    assert await redis_cache.add("once", "second", ttl=30) is False
+    value, left = await redis_cache.get_with_ttl("once")
+    assert value == "first"
+    assert left is not None
+    assert 25 < left <= 30
+    with pytest.raises(ValueError, match="ttl"):
+        await redis_cache.add("forever", 1, ttl=0)
+    assert await redis_cache.get("forever") is None
+
+
 async def test_redis_delete_prefix_removes_only_matching_keys(redis_cache: RedisCache) -> None:
     for key in ("a*b:1", "a*b:2", "axb:1", "other"):
         await redis_cache.set(key, key, ttl=60)
@@ -208,7 +220,9 @@ async def test_redis_failure_raises_cache_error() -> None:
         await cache.get("k")
     with pytest.raises(CacheError):
         await cache.set("k", 1)
-    assert cache.errors == 2
+    with pytest.raises(CacheError):
+        await cache.add("k", 1, ttl=1)
+    assert cache.errors == 3
     await cache.close()
 
 

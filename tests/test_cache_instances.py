@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ai_spine_tools import sign_request
 from redisproc import closed_port, shared_redis, throwaway_redis, unique_prefix
 from serverproc import TOOLS, ServerProcess, running_server
 
@@ -18,6 +20,15 @@ pytestmark = pytest.mark.slow
 
 CACHED = TOOLS / "cached.py"
 LIMIT = 10
+SIGNING = "signing-secret-shared-by-instances"
+
+
+def signed(server: ServerProcess, q: str) -> tuple[httpx.Response, httpx.Response]:
+    """A signed execute request to ``server``, and the same bytes sent again."""
+    body = json.dumps({"input_data": {"q": q}}).encode()
+    headers = {**sign_request(SIGNING, body), "Content-Type": "application/json"}
+    first = httpx.post(f"{server.url}/api/execute", content=body, headers=headers, timeout=10)
+    return first, httpx.post(f"{server.url}/api/execute", content=body, headers=headers, timeout=10)
 
 
 def execute(server: ServerProcess, q: str, *, key: str | None = None) -> httpx.Response:
@@ -46,6 +57,7 @@ def pair() -> Iterator[tuple[ServerProcess, ServerProcess, str]]:
         "AI_SPINE_REDIS_PREFIX": prefix,
         "AI_SPINE_API_KEYS": "cache-key,limit-key",
         "AI_SPINE_RATE_LIMIT": f"{LIMIT}/minute",
+        "AI_SPINE_SIGNING_SECRETS": SIGNING,
     }
     with ExitStack() as stack:
         a = stack.enter_context(running_server(CACHED, env=env))
@@ -90,19 +102,39 @@ def test_the_rate_limit_holds_across_instances(
     assert statuses[:LIMIT] == [200] * LIMIT
 
 
+def test_a_signed_request_is_accepted_once_across_instances(
+    pair: tuple[ServerProcess, ServerProcess, str],
+) -> None:
+    a, b, prefix = pair
+    body = json.dumps({"input_data": {"q": "signed-once"}}).encode()
+    headers = {**sign_request(SIGNING, body), "Content-Type": "application/json"}
+    answers = [
+        httpx.post(f"{server.url}/api/execute", content=body, headers=headers, timeout=10)
+        for server in (a, b, a)
+    ]
+    assert [r.status_code for r in answers] == [200, 401, 401]
+    for replay in answers[1:]:
+        assert "already received" in replay.json()["error_message"]
+    assert any(key.startswith(prefix + "signatures:") for key in redis_keys(shared_redis(), prefix))
+
+
 def test_unreachable_redis_leaves_the_server_serving_and_degraded() -> None:
     shared_redis()
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
         "REDIS_COMMAND_TIMEOUT": "300",
         "AI_SPINE_RATE_LIMIT": "1000/minute",
+        "AI_SPINE_SIGNING_SECRETS": SIGNING,
+        "AI_SPINE_API_KEYS": "cache-key",
     }
     with running_server(CACHED, env=env) as server:
-        responses = [execute(server, "offline") for _ in range(2)]
+        responses = [execute(server, "offline", key="cache-key") for _ in range(2)]
+        first, replay = signed(server, "offline-signed")  # replays refused locally meanwhile
         health = httpx.get(f"{server.url}/health", timeout=10)
         ready = httpx.get(f"{server.url}/ready", timeout=10)
     assert [r.status_code for r in responses] == [200, 200]
     assert [r.headers["X-Cache"] for r in responses] == ["MISS", "HIT"]  # memory still works
+    assert (first.status_code, replay.status_code) == (200, 401)
     assert health.status_code == 200
     body: dict[str, Any] = health.json()
     assert body["status"] == "degraded"

@@ -21,7 +21,7 @@ import msgspec
 from ai_spine_tools import _guards as guards
 from ai_spine_tools import _lifecycle as lifecycle
 from ai_spine_tools import _probes as probes
-from ai_spine_tools._auth import APIKeyAuth, SignatureAuth
+from ai_spine_tools._auth import APIKeyAuth, SharedReplays, SignatureAuth
 from ai_spine_tools._context import SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools._diagnostics import Diagnostics
 from ai_spine_tools._headers import API_SECURITY_HEADERS, page_security_headers
@@ -107,6 +107,11 @@ class ToolApp:
         self.auth_rejected = 0  # requests refused with 401
         self.requests_by_key: dict[str, int] = {}  # by key id, never by key
         self.redis = _shared_cache(self.settings)
+        self.replays = (
+            SharedReplays(self.redis, self.settings.signature_tolerance_s)
+            if self.signatures is not None and self.redis is not None
+            else None
+        )
         tool.cache.use_defaults(self.settings.cache_ttl_s)
         tool.cache.use_shared(self.redis)
         self.results = tool.cache if tool.cache.enabled else None
@@ -303,7 +308,7 @@ class ToolApp:
                 await guards.rate_limit(self, request)
             body = await request.body(self.settings.max_body_bytes)
             if self.signatures is not None:
-                guards.verify_signature(self, request, body)
+                await guards.verify_signature(self, request, body)
             if len(body) > self._limits.scan_above:  # only so long a body can hold too many items
                 self._limits.scan(body)
             elif self._open_input:
@@ -483,7 +488,7 @@ class ToolApp:
                 guards.authenticate(self, request, "/mcp")
             if scope["method"] == "POST":
                 body = await request.body(self.settings.max_body_bytes)
-                guards.verify_signature(self, request, body)
+                await guards.verify_signature(self, request, body)
         except _DisconnectedError:
             return
         except ToolError as exc:

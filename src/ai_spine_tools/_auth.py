@@ -11,7 +11,8 @@ A signed request proves knowledge of a shared secret without sending it::
     X-Signature: v1=<hex HMAC-SHA256(secret, "1767225600.POST./api/execute." + body)>
 
 The timestamp must be within ``tolerance_s`` of the server's clock and a signature is accepted once:
-a captured request cannot be replayed. ``sign_request`` computes the headers.
+a captured request cannot be replayed. With Redis, once across every instance and worker
+(``SharedReplays``). ``sign_request`` computes the headers.
 
 Callers are named by a key id (``key_`` or ``sig_`` and 12 hex digits) derived from the key with a
 slow hash, so ids are safe in logs and metrics: one cannot be turned back into its key, nor used to
@@ -29,13 +30,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ai_spine_tools.exceptions import AuthenticationError, ServerConfigurationError
+
+if TYPE_CHECKING:
+    from ai_spine_tools.cache import RedisCache
 
 __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "APIKeyAuth",
+    "SharedReplays",
     "SignatureAuth",
     "key_id",
     "read_key_file",
@@ -386,10 +392,7 @@ class SignatureAuth:
         seen = self._seen
         expiry = seen.get(signature)
         if expiry is not None and expiry > now:
-            raise AuthenticationError(
-                "This signed request was already received: sign each request anew "
-                "(identical bodies sent within one second need distinct execution_ids)"
-            )
+            raise _replayed()
         while seen:  # forget the expired (oldest first), and the oldest when full
             oldest = next(iter(seen))
             if seen[oldest] > now and len(seen) < _MAX_REMEMBERED:
@@ -397,6 +400,48 @@ class SignatureAuth:
             seen.popitem(last=False)
         # Remembered while its timestamp can still pass: arrival + 2 * tolerance covers that.
         seen[signature] = now + 2 * self.tolerance_s
+
+
+class SharedReplays:
+    """The signatures accepted by any instance or worker, in Redis, so that a signed request is
+    accepted once across all of them, not once by each.
+
+    Each process still refuses the replays it saw itself (``SignatureAuth``) before asking Redis.
+    While Redis fails the request is let through on that local check alone: the failure is
+    logged (once a minute) and counted in ``errors``, and the next request asks Redis again.
+    """
+
+    __slots__ = ("_logged_at", "_redis", "_ttl", "errors")
+
+    def __init__(self, redis: RedisCache, tolerance_s: int) -> None:
+        self._redis = redis
+        self._ttl = 2.0 * tolerance_s  # as long as SignatureAuth remembers a signature
+        self._logged_at = -float("inf")
+        self.errors = 0
+
+    async def claim(self, signature: bytes | None) -> None:
+        """Record a verified signature; raise ``AuthenticationError`` if any instance has."""
+        from ai_spine_tools.cache import CacheError
+
+        digest = _parse_signature(signature).hex()
+        try:
+            fresh = await self._redis.add("signatures:" + digest, 1, self._ttl)
+        except CacheError as exc:
+            self.errors += 1
+            now = time.monotonic()
+            if now - self._logged_at >= 60.0:
+                self._logged_at = now
+                logger.warning("signed requests are checked for replays locally only: %s", exc)
+            return
+        if not fresh:
+            raise _replayed()
+
+
+def _replayed() -> AuthenticationError:
+    return AuthenticationError(
+        "This signed request was already received: sign each request anew "
+        "(identical bodies sent within one second need distinct execution_ids)"
+    )
 
 
 def _parse_signature(header: bytes | None) -> bytes:

@@ -125,13 +125,17 @@ def authenticate(app: ToolApp, request: Request, path: str) -> None:
     admit(app, request, key_id)
 
 
-def verify_signature(app: ToolApp, request: Request, body: bytes) -> None:
+async def verify_signature(app: ToolApp, request: Request, body: bytes) -> None:
+    """Check a signed POST's signature now that its body is in, and that no instance has
+    accepted it before (``SharedReplays``, with Redis)."""
     signed = request.scope.get("ai_spine.signed")
     if signed is None or app.signatures is None:
         return
     timestamp, signature, path = signed
     try:
         key_id = app.signatures.verify(timestamp, signature, "POST", path, body)
+        if app.replays is not None:
+            await app.replays.claim(signature)
     except AuthenticationError as exc:
         raise refused(app, request, exc) from None
     admit(app, request, key_id)

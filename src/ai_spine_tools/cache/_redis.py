@@ -148,6 +148,20 @@ class RedisCache:
         except self._errors as exc:
             raise self._failed("SET", exc) from exc
 
+    async def add(self, key: str, value: Any, ttl: float) -> bool:
+        """Store ``value`` under ``key`` for ``ttl`` seconds only if ``key`` is absent (one atomic
+        ``SET NX``); say whether it was stored."""
+        if ttl <= 0:
+            raise ValueError(f"ttl must be a number of seconds > 0 (got {ttl!r})")
+        payload = self._encode(value)
+        try:
+            stored = await self.client.set(
+                self.key_prefix + key, payload, px=max(1, int(ttl * 1000)), nx=True
+            )
+        except self._errors as exc:
+            raise self._failed("SET", exc) from exc
+        return bool(stored)
+
     async def delete(self, key: str) -> bool:
         """Remove ``key``; say whether it was there."""
         try:
