@@ -297,3 +297,35 @@ def test_every_request_is_counted_once(app: CountingApp, served: Served) -> None
     assert sum(app.requests_by_key.values()) == requests + 4
     assert app.tool.metrics.latency.count == executions + 4
     assert app.tool.cache.hits == hits + 2
+
+
+class FailingApp(CountingApp):
+    """An app whose direct answers fail as a bug of ours would."""
+
+    def answer_from_cache(self, scope: Scope, body: bytes) -> Any:
+        raise RuntimeError("a bug answering from the cache")
+
+    async def respond(self, scope: Scope, body: bytes) -> Any:
+        if b"respond-fails" in body:
+            raise RuntimeError("a bug serving the request")
+        return await super().respond(scope, body)
+
+
+def test_a_failure_of_ours_is_a_logged_500_and_the_server_serves_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FailingApp(direct_tool(), ServerSettings())
+    with Served(app) as served:
+        hits = [exchange(served.port, [execute_request("fine")]) for _ in range(2)]
+        failed = exchange(served.port, [execute_request("respond-fails")])
+        after = exchange(served.port, [execute_request("fine")])
+    assert [r.status for r in hits] == [200, 200]  # the hit took the long way
+    assert hits[1].header("x-cache") == "HIT"
+    assert failed.status == 500
+    assert failed.json()["error_message"] == "Internal server error"
+    assert "a bug" not in failed.body.decode()
+    assert after.status == 200
+    assert app.asgi_requests == 0
+    logged = [r.getMessage() for r in caplog.records]
+    assert "serving POST /api/execute failed" in logged
+    assert "answering a cache hit failed; the request takes the long way" in logged

@@ -33,6 +33,7 @@ other route take the ASGI path here too.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -46,6 +47,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from ai_spine_tools._app import ToolApp
 from ai_spine_tools._headers import API_SECURITY_HEADERS
 from ai_spine_tools.exceptions import (
+    ExecutionError,
     HeadersTooLargeError,
     OverloadedError,
     RequestTimeoutError,
@@ -53,6 +55,8 @@ from ai_spine_tools.exceptions import (
 )
 
 __all__ = ["DEFAULT_MAX_HEADER_BYTES", "GuardedHTTPProtocol", "error_response"]
+
+logger = logging.getLogger("ai_spine_tools.server")
 
 DEFAULT_MAX_HEADER_BYTES = 16_384
 _SWEEP_INTERVAL_S = 1.0
@@ -209,7 +213,12 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         assert self._direct is not None
         app = self._direct.app
         body = bytes(cycle.body)
-        answer = None if self.flow.write_paused else app.answer_from_cache(cycle.scope, body)
+        answer = None
+        if not self.flow.write_paused:
+            try:
+                answer = app.answer_from_cache(cycle.scope, body)
+            except Exception:  # a bug must not read as the client's malformed HTTP
+                logger.exception("answering a cache hit failed; the request takes the long way")
         if answer is not None:
             self._write(cycle, 200, *answer)
             return
@@ -235,6 +244,12 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             status, headers, payload = await app.respond(cycle.scope, body)
             if self.flow.write_paused and not cycle.disconnected:
                 await self.flow.drain()
+        except Exception:  # respond answers every error of the tool's; this is a bug of ours
+            logger.exception("serving POST /api/execute failed")
+            if not self.transport.is_closing():
+                self.transport.write(error_response(ExecutionError("Internal server error")))
+                self.transport.close()
+            return
         except BaseException:
             self.transport.close()  # cancelled: a shutdown past its grace period
             raise
