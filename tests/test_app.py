@@ -653,3 +653,31 @@ async def test_a_short_bounded_queue_absorbs_bursts(
     assert concurrency is not None
     assert concurrency["in_flight"] == 0
     assert concurrency["queued"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"input_data": {"city": 1e400}}', "a number is too large for a 64-bit float"),
+        (
+            b'{"input_data": {"city": "x"}, "metadata": {"n": -1e400}}',
+            "a number is too large for a 64-bit float",
+        ),
+        (b'{"input_data": {"city": "\\ud83d"}}', "lacks its other half"),
+        (b'{"input_data": {"city": "\\ud83d x"}}', "lacks its other half"),
+        (b'{"input_data": {"city": "x"', "Input data was truncated"),
+    ],
+)
+async def test_json_a_float_or_utf_16_cannot_hold_is_named_as_such(
+    body: bytes, reason: str
+) -> None:
+    async with serving(weather.tool) as client:
+        response = await execute(client, body)
+        paired = await execute(client, b'{"input_data": {"city": "\\ud83d\\ude00"}}')
+    assert response.status_code == 400
+    assert response.error_code == "INVALID_JSON"
+    message = response.error_message or ""
+    assert message.startswith("Request body is not valid JSON: ")
+    assert reason in message
+    assert paired.output_data is not None  # a whole pair is a character like any other
+    assert paired.output_data["city"] == "\U0001f600"

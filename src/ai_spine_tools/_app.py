@@ -595,6 +595,8 @@ class ToolApp:
             return self._envelope.decode(body)
         except msgspec.ValidationError as exc:
             message = str(exc)
+            if message.startswith("Number out of range"):  # not JSON a float can hold
+                raise invalid_json(exc, body) from None
             if "at `$.config" in message:
                 raise ConfigurationError("'config' must be an object") from None
             if "at `$" not in message:
@@ -604,7 +606,7 @@ class ToolApp:
                 [ValidationIssue(path, "type", message)], subject="request"
             ) from None
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise invalid_json(exc) from None
+            raise invalid_json(exc, body) from None
 
     def _context(self, request: Request, execution_id: str, envelope: _Envelope) -> ToolContext:
         """The context of one execution of this request."""

@@ -11,6 +11,7 @@ send it): the Struct types an optional field ``T | None``, and its default fills
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -226,7 +227,7 @@ class Schema:
         except msgspec.ValidationError:
             pass
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise invalid_json(exc) from None
+            raise invalid_json(exc, data) from None
         return self.diagnose(decode_any(data))
 
     def validate(self, value: Any) -> dict[str, Any]:
@@ -328,14 +329,29 @@ def decode_any(data: bytes | memoryview) -> Any:
     try:
         return msgspec.json.decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise invalid_json(exc) from None
+        raise invalid_json(exc, data) from None
 
 
-def invalid_json(exc: Exception) -> InvalidJSONError:
-    """Describe why a body is not JSON, without echoing it."""
+# A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one: half of a surrogate pair.
+_LONE_HIGH_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
+def invalid_json(exc: Exception, data: bytes | memoryview | None = None) -> InvalidJSONError:
+    """Describe why a body (``data``, if at hand) is not JSON, without echoing it."""
     if isinstance(exc, UnicodeDecodeError):
         # exc.start counts from the start of the string being decoded, not of the body
         return InvalidJSONError("Request body is not valid UTF-8")
     if isinstance(exc, RecursionError):
         return InvalidJSONError("Request body is nested too deeply")
-    return InvalidJSONError(f"Request body is not valid JSON: {exc}")
+    reason = str(exc)
+    if reason.startswith("Number out of range"):
+        reason = "a number is too large for a 64-bit float (beyond about 1.8e308)"
+    elif (
+        reason == "Input data was truncated"  # what msgspec also says of half a surrogate pair
+        and data is not None
+        and _LONE_HIGH_SURROGATE.search(data)
+    ):
+        reason = "a \\u escape of half a surrogate pair (\\uD800-\\uDBFF) lacks its other half"
+    return InvalidJSONError(f"Request body is not valid JSON: {reason}")
