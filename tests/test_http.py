@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from ai_spine_tools import ToolContext, create_tool
-from ai_spine_tools._http import HTTPSettings, close_shared_client, configure_http, shared_client
+from ai_spine_tools import ToolContext, _poolwatch, create_tool
+from ai_spine_tools._http import (
+    HTTPSettings,
+    close_shared_client,
+    configure_http,
+    http_stats,
+    shared_client,
+)
+from ai_spine_tools._poolwatch import configure_pool_watch
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 
@@ -84,6 +94,61 @@ async def test_connections_are_bounded_by_max_connections(upstream: Upstream) ->
     responses = await asyncio.gather(*(client.get(upstream.url) for _ in range(50)))
     assert all(r.status_code == 200 for r in responses)
     assert upstream.peak_open <= 5
+
+
+@pytest.fixture
+def watch_waits() -> Iterator[None]:
+    """Warn about waits over 50 ms, from a clean slate; the default again afterwards."""
+    _poolwatch._last_warned.clear()
+    configure_pool_watch(50)
+    yield
+    configure_pool_watch(100)
+    _poolwatch._last_warned.clear()
+
+
+async def test_waits_for_a_connection_are_measured_and_warned_about(
+    upstream: Upstream, watch_waits: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_http(max_connections=1)
+    upstream.delay = 0.2
+    client = shared_client()
+    with caplog.at_level(logging.WARNING, "ai_spine_tools.diagnostics"):
+        responses = await asyncio.gather(client.get(upstream.url), client.get(upstream.url))
+    assert [r.text for r in responses] == ["ok", "ok"]
+    stats = http_stats()
+    assert stats is not None
+    assert (stats["acquired"], stats["waiting"], upstream.peak_open) == (2, 0, 1)
+    assert stats["acquire_wait_ms"]["max"] >= 150  # the second waited for the first's answer
+    assert 0 < stats["acquire_wait_ms"]["avg"] < stats["acquire_wait_ms"]["max"]
+    assert "for a connection from pool 'http'" in caplog.text
+
+
+async def test_a_streamed_response_holds_its_connection_until_closed(upstream: Upstream) -> None:
+    configure_http(max_connections=1)
+    client = shared_client()
+    async with client.stream("GET", upstream.url) as streamed:
+        second = asyncio.create_task(client.get(upstream.url))
+        await asyncio.sleep(0.1)
+        stats = http_stats()
+        assert stats is not None
+        assert not second.done()
+        assert stats["waiting"] == 1
+        assert await streamed.aread() == b"ok"
+    assert (await asyncio.wait_for(second, 5)).text == "ok"  # closing the stream let it by
+
+
+async def test_a_failed_request_gives_its_connection_back() -> None:
+    configure_http(max_connections=1)
+    client = shared_client()
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    for _ in range(3):
+        with pytest.raises(httpx.ConnectError):
+            await client.get(dead)
+    stats = http_stats()
+    assert stats is not None
+    assert (stats["acquired"], stats["waiting"]) == (3, 0)
 
 
 async def test_the_server_sizes_the_pool_and_closes_it_on_shutdown(upstream: Upstream) -> None:

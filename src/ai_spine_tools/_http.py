@@ -1,9 +1,10 @@
 """The shared outbound HTTP client: one pooled ``httpx.AsyncClient`` per process (per event loop).
 
 Created on first use of ``context.http`` (``httpx`` is not imported before), with keep-alive
-connections, at most ``AI_SPINE_MAX_CONNECTIONS`` of them, and timeouts; closed when the tool
-stops. A client's connections belong to the event loop that opened them, so a process running
-several loops (tests) gets one client per loop.
+connections, at most ``AI_SPINE_MAX_CONNECTIONS`` of them, the waits for one measured
+(``_http_transport``), and timeouts; closed when the tool stops. A client's connections belong
+to the event loop that opened them, so a process running several loops (tests) gets one client
+per loop.
 """
 
 from __future__ import annotations
@@ -61,15 +62,19 @@ def shared_client() -> httpx.AsyncClient:
     if client is None or client.is_closed:
         import httpx
 
+        from ai_spine_tools._http_transport import MeteredTransport
+
         settings = _current_settings()
-        client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=min(
-                    settings.max_keepalive_connections, settings.max_connections
-                ),
-                keepalive_expiry=settings.keepalive_expiry,
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=min(
+                settings.max_keepalive_connections, settings.max_connections
             ),
+            keepalive_expiry=settings.keepalive_expiry,
+        )
+        pooled = httpx.AsyncHTTPTransport(limits=limits)
+        client = httpx.AsyncClient(
+            transport=MeteredTransport(pooled, settings.max_connections, http_stats),
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
             follow_redirects=True,
             max_redirects=settings.max_redirects,
@@ -98,15 +103,16 @@ def http_stats() -> dict[str, Any] | None:
         return None
     if client is None or client.is_closed:
         return None
+    from ai_spine_tools._http_transport import MeteredTransport
+
     settings = _current_settings()
     stats: dict[str, Any] = {"max_connections": settings.max_connections}
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    connections = getattr(pool, "connections", None)
-    if connections is not None:  # httpcore's pool lists its connections; be lenient if it moves
-        stats["open"] = len(connections)
-        stats["idle"] = sum(1 for c in connections if c.is_idle())
-        stats["in_use"] = stats["open"] - stats["idle"]
-    requests = getattr(pool, "_requests", None)
-    if requests is not None:  # requests waiting for a connection: pool pressure
-        stats["waiting"] = sum(1 for r in requests if getattr(r, "is_queued", bool)())
+    transport = getattr(client, "_transport", None)
+    if isinstance(transport, MeteredTransport):
+        stats.update(transport.wait_figures())
+        connections = getattr(getattr(transport.inner, "_pool", None), "connections", None)
+        if connections is not None:  # httpcore's pool lists them; be lenient if that moves
+            stats["open"] = len(connections)
+            stats["idle"] = sum(1 for c in connections if c.is_idle())
+            stats["in_use"] = stats["open"] - stats["idle"]
     return stats

@@ -1,10 +1,10 @@
 """Pool pressure: a warning when getting a pooled connection takes longer than a threshold.
 
-Pools call ``note_wait(name, waited_ms, stats)`` after each acquisition (``PostgresPool`` does);
-a wait past ``AI_SPINE_POOL_WAIT_WARNING_MS`` (100 ms, set by the server at start-up) logs a
-warning naming the pool, the wait and its figures, at most once a minute per pool, so a pool
-that is too small for the load says so without flooding the log. The figures themselves (wait
-avg and max, waiting callers) are in ``/metrics`` under ``pools``.
+Pools call ``note_wait(name, waited_ms, stats)`` after each acquisition (``PostgresPool`` and
+the shared HTTP client do); a wait past ``AI_SPINE_POOL_WAIT_WARNING_MS`` (100 ms, set by the
+server at start-up) logs a warning naming the pool, the wait and its figures, at most once a
+minute per pool, so a pool that is too small for the load says so without flooding the log.
+The figures themselves (wait avg and max, waiting callers) are in ``/metrics`` under ``pools``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def configure_pool_watch(threshold_ms: float) -> None:
 def note_wait(
     name: str,
     waited_ms: float,
-    stats: Callable[[], dict[str, Any]] | None = None,
+    stats: Callable[[], dict[str, Any] | None] | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
@@ -43,7 +43,7 @@ def note_wait(
     if now - _last_warned.get(name, -_REPEAT_S) < _REPEAT_S:
         return
     _last_warned[name] = now
-    figures = stats() if stats is not None else {}
+    figures = (stats() if stats is not None else None) or {}
     logger.warning(
         "waited %.0f ms for a connection from pool %r (max_size %s, %s in use, %s waiting): "
         "the pool is too small for the load, or connections are held too long. Raise its "
