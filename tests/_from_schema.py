@@ -96,6 +96,11 @@ def _strings(schema: Mapping[str, Any]) -> st.SearchStrategy[str]:
         strategy = st.binary(max_size=most if most is not None else 64).map(
             lambda data: base64.b64encode(data).decode()
         )
+    elif schema.get("format") == "uri" and schema.get("pattern", "").endswith("):"):
+        # URLs of the schemes the pattern names (any case): a scheme drawn from the pattern, the
+        # rest of a generated URL after it.
+        schemes = st.from_regex(schema["pattern"], fullmatch=True)
+        strategy = st.tuples(schemes, urls()).map(lambda pair: pair[0] + pair[1].split(":", 1)[1])
     elif schema.get("format") in _FORMATS:
         strategy = _FORMATS[schema["format"]]
     elif "pattern" in schema:

@@ -43,6 +43,7 @@ from ai_spine_tools.fields import (
     StringField,
     as_field,
 )
+from ai_spine_tools.fields._file import _BASE64
 from ai_spine_tools.fields._text import (
     _EMAIL,
     _FORMATS,
@@ -757,9 +758,37 @@ def test_secret_field_repr_and_schema_hide_the_default() -> None:
 
 # -- JSON Schema --------------------------------------------------------------------------------
 
+
+def file_schema_with(media: dict[str, Any], type_required: bool) -> dict[str, Any]:
+    """A file field's schema whose ``type`` property is ``media``."""
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "content": {"type": "string", "contentEncoding": "base64", "pattern": _BASE64},
+            "type": media,
+            "size": {"type": "integer", "minimum": 0},
+            "encoding": {"enum": ["base64"]},
+        },
+        "required": ["name", "content", "type"] if type_required else ["name", "content"],
+    }
+
+
 JSON_SCHEMAS: list[tuple[Field, dict[str, Any]]] = [
     (string_field(min_length=1, max_length=5), {"type": "string", "minLength": 1, "maxLength": 5}),
-    (url_field(), {"type": "string", "maxLength": 2048, "format": "uri"}),
+    (
+        url_field(),
+        {
+            "type": "string",
+            "maxLength": 2048,
+            "format": "uri",
+            "pattern": "^(?:[hH][tT][tT][pP]|[hH][tT][tT][pP][sS]):",
+        },
+    ),
+    (
+        url_field(schemes=["s3"], pattern="^s3://bucket/"),
+        {"type": "string", "maxLength": 2048, "format": "uri", "pattern": "^s3://bucket/"},
+    ),
     (integer_field(min=0, max=9), {"type": "integer", "minimum": 0, "maximum": 9}),
     (number_field(precision=2), {"type": "number", "multipleOf": 0.01}),
     (enum_field(["a", "b"], default="a"), {"enum": ["a", "b"], "default": "a"}),
@@ -774,6 +803,27 @@ JSON_SCHEMAS: list[tuple[Field, dict[str, Any]]] = [
     (
         date_field(default="2024-01-01"),
         {"type": "string", "format": "date", "default": "2024-01-01"},
+    ),
+    (
+        date_field(min="2024-01-01", max="2024-12-31"),
+        {
+            "type": "string",
+            "format": "date",
+            "formatMinimum": "2024-01-01",
+            "formatMaximum": "2024-12-31",
+        },
+    ),
+    (
+        file_field(allowed_types=["application/pdf", "text/plain"]),
+        file_schema_with({"type": "string", "enum": ["application/pdf", "text/plain"]}, True),
+    ),
+    (
+        file_field(allowed_types=["image/*", "image/svg+xml"]),
+        file_schema_with({"type": "string", "pattern": "^(?:image/[^/]+|image/svg\\+xml)$"}, True),
+    ),
+    (
+        file_field(allowed_types=["application/*"]),
+        file_schema_with({"type": "string", "pattern": "^(?:application/[^/]+)$"}, False),
     ),
     (
         object_field({"a": string_field(required=True)}),
@@ -795,6 +845,9 @@ def test_json_schema_describes_the_constraints(field: Field, expected: dict[str,
 # -- definition-time errors ---------------------------------------------------------------------
 
 DEFINITION_ERRORS: list[tuple[Callable[[], object], str]] = [
+    (lambda: url_field(schemes="https"), "list of URL schemes"),
+    (lambda: url_field(schemes=["ht tp"]), "list of URL schemes"),
+    (lambda: url_field(schemes=[]), "at least one URL scheme"),
     (lambda: string_field(min_length=5, max_length=2), "greater than max_length"),
     (lambda: string_field(min_length=-1), "non-negative"),
     (lambda: string_field(max_length=True), "non-negative"),

@@ -293,6 +293,8 @@ _WORDS: dict[str, Callable[[Any], str]] = {
     "uniqueItems": lambda v: "Items must be unique." if v else "",
     "maxProperties": lambda v: f"At most {v} keys.",
     "contentEncoding": lambda v: f"Encoded as {v}.",
+    "formatMinimum": lambda v: f"Not before {v}.",
+    "formatMaximum": lambda v: f"Not after {v}.",
     "default": lambda v: f"Default: {_json(v)}.",
     "examples": lambda v: f"Example: {_json(v[0])}." if isinstance(v, list) and v else "",
 }

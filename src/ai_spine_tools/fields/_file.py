@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -16,10 +17,13 @@ from ai_spine_tools.fields._base import Field, Issues, label, show
 _BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
+_DEFAULT_TYPE = "application/octet-stream"
+
+
 class _FileValue(msgspec.Struct, forbid_unknown_fields=False):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     content: str
-    type: str = "application/octet-stream"
+    type: str = _DEFAULT_TYPE
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
     encoding: Literal["base64"] = "base64"
 
@@ -130,16 +134,25 @@ class FileField(Field):
         }
         if self.max_size is not None:
             content["maxLength"] = (self.max_size + 2) // 3 * 4
+        media: dict[str, Any] = {"type": "string"}
+        required = ["name", "content"]
+        if self.allowed_types is not None:
+            if any(rule.endswith("/*") for rule in self.allowed_types):
+                media["pattern"] = _media_pattern(self.allowed_types)
+            else:
+                media["enum"] = list(self.allowed_types)
+            if not _type_allowed(_DEFAULT_TYPE, self.allowed_types):
+                required.append("type")  # an absent type reads as the default, not allowed
         return {
             "type": "object",
             "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 255},
                 "content": content,
-                "type": {"type": "string"},
+                "type": media,
                 "size": {"type": "integer", "minimum": 0},
                 "encoding": {"enum": ["base64"]},
             },
-            "required": ["name", "content"],
+            "required": required,
         }
 
     def generate(self) -> Any:
@@ -151,6 +164,17 @@ class FileField(Field):
             "size": 5,
             "encoding": "base64",
         }
+
+
+def _media_pattern(allowed: Iterable[str]) -> str:
+    """A JSON Schema pattern matching the media types ``allowed`` (``image/*`` wildcards)."""
+    if "*/*" in allowed:
+        return "^[^/]+/[^/]+$"
+    rules = [
+        re.escape(rule[:-1]) + "[^/]+" if rule.endswith("/*") else re.escape(rule)
+        for rule in allowed
+    ]
+    return "^(?:" + "|".join(rules) + ")$"
 
 
 def _type_allowed(media_type: str, allowed: Iterable[str]) -> bool:

@@ -97,7 +97,15 @@ class _TemporalField(Field):
         return value
 
     def base_schema(self) -> dict[str, Any]:
-        return {"type": "string", "format": self.format_name}
+        schema: dict[str, Any] = {"type": "string", "format": self.format_name}
+        # JSON Schema has no bounds for formatted strings; formatMinimum and formatMaximum are
+        # the keywords validators that know them (ajv-formats, the format-assertion proposal)
+        # read, and the others ignore. Strict-mode exports say them in the description.
+        if self.min is not None:
+            schema["formatMinimum"] = self.min.isoformat()
+        if self.max is not None:
+            schema["formatMaximum"] = self.max.isoformat()
+        return schema
 
     def generate(self) -> Any:
         return self.min if self.min is not None else (self.max or self._sample())

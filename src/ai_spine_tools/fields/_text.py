@@ -74,6 +74,15 @@ def _common_url(schemes: tuple[str, ...]) -> Callable[[str], object] | None:
     return re.compile(f"(?:{'|'.join(spelled)}){_URL_TAIL}").fullmatch
 
 
+def _scheme_pattern(schemes: Sequence[str]) -> str:
+    """A JSON Schema (ECMA-262) pattern for URLs starting with one of ``schemes``, any case."""
+    spelled = (
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in scheme)
+        for scheme in schemes
+    )
+    return "^(?:" + "|".join(spelled) + "):"
+
+
 def _is_uri(text: str, schemes: Sequence[str] = ("http", "https")) -> bool:
     fast = _common_url(tuple(schemes))
     return (fast is not None and fast(text) is not None) or _is_uri_reference(text, schemes)
@@ -145,7 +154,7 @@ class StringField(Field):
     pattern: str | None = None
     format: str | None = None
     transform: Transform | Sequence[Transform] | None = None
-    schemes: tuple[str, ...] = ("http", "https")
+    schemes: Sequence[str] = ("http", "https")
 
     kind: ClassVar[str] = "string"
     _regex: Pattern | None = field(default=None, init=False, compare=False)
@@ -179,6 +188,14 @@ class StringField(Field):
                 raise ToolDefinitionError(
                     f"unknown transform {name!r}; known transforms: {', '.join(_TRANSFORMS)}"
                 )
+        if isinstance(self.schemes, str) or not all(
+            isinstance(scheme, str) and _SCHEME.fullmatch(scheme.lower()) for scheme in self.schemes
+        ):
+            raise ToolDefinitionError(
+                f"schemes must be a list of URL schemes such as ['https'] (got {self.schemes!r})"
+            )
+        if not self.schemes:
+            raise ToolDefinitionError("schemes must name at least one URL scheme")
         schemes = tuple(scheme.lower() for scheme in self.schemes)
         object.__setattr__(self, "schemes", schemes)
         object.__setattr__(self, "_transforms", tuple(_TRANSFORMS[name] for name in names))
@@ -280,13 +297,13 @@ class StringField(Field):
             schema["pattern"] = self.pattern
         if self.format is not None:
             schema["format"] = "uri" if self.format == "url" else self.format
+            if schema["format"] == "uri" and self.pattern is None:
+                schema["pattern"] = _scheme_pattern(self.schemes)  # "uri" allows any scheme
         return schema
 
     def generate(self) -> Any:
         samples = {
             "email": "user@example.com",
-            "uri": "https://example.com/",
-            "url": "https://example.com/",
             "uuid": "00000000-0000-4000-8000-000000000000",
             "date": "2024-01-31",
             "date-time": "2024-01-31T12:00:00Z",
@@ -295,6 +312,8 @@ class StringField(Field):
             "ipv4": "192.0.2.1",
             "ipv6": "2001:db8::1",
         }
+        if self.format in ("uri", "url"):
+            return f"{self.schemes[0]}://example.com/"
         if self.format is not None:
             return samples[self.format]
         if self.pattern is not None:
