@@ -119,9 +119,13 @@ def test_past_the_connection_limit_the_answer_is_503_overloaded(server: ServerPr
     held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(CONNECTIONS)]
     try:
         response = exchange(server.port, [request_bytes("POST", "/api/execute", EXECUTE)])
+        # A connection admitted within the limit is still served at it.
+        held[0].sendall(request_bytes("POST", "/api/execute", EXECUTE, close=False))
+        admitted = read_response(held[0])
     finally:
         for sock in held:
             sock.close()
+    assert admitted.startswith(b"HTTP/1.1 200 ")
     assert response.status == 503
     body = response.json()
     assert body["error_code"] == "OVERLOADED"

@@ -13,8 +13,9 @@ and answers its concurrency limit with plain text. ``GuardedHTTPProtocol`` adds,
   a time (slowloris) gets 408 ``REQUEST_TIMEOUT`` and is disconnected; one that never sends
   anything is disconnected. Deadlines are checked by one timer per server each second, not one
   per request;
-- **connections**: past uvicorn's ``limit_concurrency`` the answer is the JSON envelope 503
-  ``OVERLOADED`` with ``Retry-After``, like every other error of the server.
+- **connections**: a connection opened past uvicorn's ``limit_concurrency`` is answered with the
+  JSON envelope 503 ``OVERLOADED`` and ``Retry-After``, like every other error of the server,
+  while the count stays past it; connections admitted within the limit are served throughout.
 
 Idle keep-alive connections close after uvicorn's ``timeout_keep_alive``.
 
@@ -149,6 +150,12 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) <= limit:
+            # Admitted within the limit: served for its whole life. uvicorn would refuse every
+            # request, on every connection, while the count is at the limit; only connections
+            # opened past it are refused (executions have their own limit and queue).
+            self.limit_concurrency = None
         if self._read_timeout:
             self._reading_since = time.monotonic()
             _Sweeper.ensure(self)
