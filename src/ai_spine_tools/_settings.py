@@ -39,7 +39,8 @@ class ServerSettings:
         max_header_bytes (``AI_SPINE_MAX_HEADER_BYTES``, 16 KiB): request line and headers, 431,
         read_timeout_s (``AI_SPINE_READ_TIMEOUT``, 30): time to send a whole request, else 408,
         keep_alive_s (``AI_SPINE_KEEP_ALIVE``, 5): idle keep-alive connections close after it,
-        max_client_connections (``AI_SPINE_MAX_CLIENT_CONNECTIONS``, 1000): per worker; connections past it get 503,
+        max_client_connections (``AI_SPINE_MAX_CLIENT_CONNECTIONS``, 1000): per worker; the
+        connections opened past it get 503,
         api_keys (``AI_SPINE_API_KEYS``, comma list), api_keys_file (``AI_SPINE_API_KEYS_FILE``:
         one key a line, re-read when it changes) and require_auth (``AI_SPINE_REQUIRE_AUTH``),
         signing_secrets (``AI_SPINE_SIGNING_SECRETS``), signing_secrets_file
