@@ -2,10 +2,11 @@
 
 Each app serves the seed's weather tool on uvicorn (one worker, uvloop, httptools) on 127.0.0.1,
 ours as users run it (``ai-spine serve``, with the SDK's protocol). ``wrk`` drives it with 32
-keep-alive connections. Apps run in alternating rounds and each keeps the median of its rounds, so
-slow moments of a noisy machine fall on all of them alike. Results are reported as ratios against
-the baseline and FastAPI, with idle and peak RSS, a leak check (RSS after 10,000 and after 100,000
-requests) and the cold import time of ``ai_spine_tools``.
+keep-alive connections. Apps run in alternating rounds, each round in another order, and each app
+keeps the median of its rounds, so slow moments of a noisy machine fall on all of them alike.
+Results are reported as ratios against the baseline and FastAPI, with idle and peak RSS, a leak
+check (RSS after 10,000 and after 100,000 requests) and the cold import time of
+``ai_spine_tools``.
 
     python -m bench.server                # the full run (about two minutes)
     python -m bench.server --smoke        # a few seconds, no targets checked
@@ -257,8 +258,9 @@ def run(
     measures: dict[str, list[Measure]] = {app.name: [] for app in apps}
     idle: dict[str, float] = {}
     try:
-        for _ in range(rounds):
-            for app in apps:
+        for turn in range(rounds):
+            shift = turn % len(apps)  # each round starts with another app: no app always goes last
+            for app in apps[shift:] + apps[:shift]:
                 server = Server(app)
                 try:
                     idle.setdefault(app.name, round(server.rss_mb(), 1))
