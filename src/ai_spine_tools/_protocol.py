@@ -25,10 +25,10 @@ on the spot (``ToolApp.answer_from_cache``); anything else runs ``ToolApp.respon
 its own that writes the response itself. Both skip what ASGI costs a request (message dicts,
 uvicorn's header checks, receive and send round trips). Written by hand because measurement says
 so: in ``bench/server.py`` the same app through uvicorn's ASGI path ran at 0.66 of the bare ASGI
-baseline's requests per second and its cache hits at 0.82; served here, 0.97 and 1.39. The app
-stays a plain ASGI app (``ToolApp``), served as such by any ASGI server; requests that a wrapper
-of it acts on (compression, CORS, proxy headers), a streaming tool's, pipelined ones and every
-other route take the ASGI path here too.
+baseline's requests per second and its cache hits at 0.82; served here, 0.94-0.97 and 1.3-1.4
+in two runs. The app stays a plain ASGI app (``ToolApp``), served as such by any ASGI server;
+requests that a wrapper of it acts on (compression, CORS, proxy headers), a streaming tool's,
+pipelined ones and every other route take the ASGI path here too.
 """
 
 from __future__ import annotations
