@@ -18,7 +18,6 @@ Writes are atomic (a temporary file renamed over the old), so a reader never see
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -30,6 +29,7 @@ from typing import Any
 import msgspec
 
 from ai_spine_tools._metrics import MetricsState, ToolMetrics
+from ai_spine_tools._periodic import Periodic
 
 __all__ = ["METRICS_DIR_VARIABLE", "InstanceMetrics", "WorkerState", "merge_figures"]
 
@@ -92,7 +92,12 @@ class InstanceMetrics:
         self._clock = clock
         self.pid = os.getpid()
         self._path = self.directory / f"{_PREFIX}{self.pid}"
-        self._task: asyncio.Task[None] | None = None
+        self._writer = Periodic(
+            self.flush,
+            FLUSH_INTERVAL_S,
+            logger=logger,
+            failure="cannot share this worker's metrics; will keep trying",
+        )
 
     @classmethod
     def from_env(
@@ -146,31 +151,14 @@ class InstanceMetrics:
             figures = merge_figures(figures, state.figures)
         return merged, figures, max(1, len(live))
 
-    async def run(self, interval: float = FLUSH_INTERVAL_S) -> None:
-        """Write this worker's state every ``interval`` seconds until cancelled (a failing write
-        is logged once and tried again: the worker's counts must not stop being shared)."""
-        failed = False
-        while True:
-            try:
-                self.flush()
-            except Exception:
-                if not failed:
-                    logger.exception("cannot share this worker's metrics; will keep trying")
-                failed = True
-            await asyncio.sleep(interval)
-
     def start(self) -> None:
-        """Start writing in the background (on the running loop)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        """Start writing in the background, every ``FLUSH_INTERVAL_S`` (a failing write is
+        logged once and tried again: the worker's counts must not stop being shared)."""
+        self._writer.start()
 
     async def stop(self) -> None:
         """Stop writing, after one last write so this worker's counts outlive it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._writer.stop()
         self.flush()
 
 

@@ -17,15 +17,18 @@ shows a leak. ``ai-spine load --leak-check`` applies the same verdict to RSS aft
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ai_spine_tools._periodic import Periodic
+
 __all__ = ["LeakVerdict", "LeakWatch", "leak_verdict", "process_rss"]
+
+logger = logging.getLogger("ai_spine_tools.diagnostics")
 
 _MB = 1024 * 1024
 
@@ -150,7 +153,9 @@ class LeakWatch:
         self.min_growth_mb = min_growth_mb
         self._rss = rss
         self.samples: deque[tuple[int, int]] = deque(maxlen=size)
-        self._task: asyncio.Task[None] | None = None
+        self._sampler = Periodic(
+            self.sample, interval, logger=logger, failure="cannot sample memory; will keep trying"
+        )
 
     def sample(self) -> None:
         """Take one sample now."""
@@ -175,21 +180,10 @@ class LeakWatch:
             check["reason"] = verdict.reason
         return check
 
-    async def run(self) -> None:
-        """Sample every ``interval`` seconds until cancelled."""
-        while True:
-            self.sample()
-            await asyncio.sleep(self.interval)
-
     def start(self) -> None:
-        """Start sampling on the running loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run())
+        """Start sampling every ``interval`` seconds on the running loop."""
+        self._sampler.start()
 
     async def stop(self) -> None:
         """Stop sampling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._sampler.stop()
