@@ -1,6 +1,7 @@
 """``POST /api/execute`` served by the connection itself (``_protocol``), on a real uvicorn
-server over real sockets: it never reaches ASGI, answers exactly as the ASGI path does, and
-keeps HTTP/1.1 right (pipelining, keep-alive, closing, bodies in pieces, clients gone)."""
+server over real sockets: it never reaches ASGI, answers exactly as the ASGI path does, keeps
+HTTP/1.1 right (pipelining, keep-alive, closing, bodies in pieces, clients gone), and runs the tool
+once for 200 concurrent identical requests."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -329,3 +331,24 @@ def test_a_failure_of_ours_is_a_logged_500_and_the_server_serves_on(
     logged = [r.getMessage() for r in caplog.records]
     assert "serving POST /api/execute failed" in logged
     assert "answering a cache hit failed; the request takes the long way" in logged
+
+
+async def test_200_concurrent_identical_requests_run_the_tool_once(
+    app: CountingApp, served: Served
+) -> None:
+    body = json.dumps({"input_data": {"q": "stampede", "pause": 0.1}})
+    headers = {"Content-Type": "application/json", "X-API-Key": KEY}
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    f"http://127.0.0.1:{served.port}/api/execute", content=body, headers=headers
+                )
+                for _ in range(200)
+            )
+        )
+    assert runs["stampede"] == 1
+    assert [r.status_code for r in responses] == [200] * 200
+    assert sorted(r.headers["X-Cache"] for r in responses) == ["HIT"] * 199 + ["MISS"]
+    assert len({r.json()["execution_id"] for r in responses}) == 200
