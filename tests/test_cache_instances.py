@@ -116,6 +116,9 @@ def test_a_signed_request_is_accepted_once_across_instances(
     for replay in answers[1:]:
         assert "already received" in replay.json()["error_message"]
     assert any(key.startswith(prefix + "signatures:") for key in redis_keys(shared_redis(), prefix))
+    probe = sign_request(SIGNING, method="GET", path="/metrics")  # a GET is accepted once too
+    probes = [httpx.get(f"{server.url}/metrics", headers=probe, timeout=10) for server in (b, a)]
+    assert [r.status_code for r in probes] == [200, 401]
 
 
 def test_unreachable_redis_leaves_the_server_serving_and_degraded() -> None:

@@ -233,6 +233,8 @@ class ToolApp:
         try:
             if self.auth_on and path in self._protected:
                 guards.authenticate(self, request, path)
+                if self.signatures is not None and request.scope["method"] != "POST":
+                    await guards.verify_signature(self, request)  # no body to wait for
             return await handler(request)
         except _DisconnectedError:
             return None
@@ -488,7 +490,7 @@ class ToolApp:
                 guards.authenticate(self, request, "/mcp")
             if scope["method"] == "POST":
                 body = await request.body(self.settings.max_body_bytes)
-                await guards.verify_signature(self, request, body)
+            await guards.verify_signature(self, request, body or b"")
         except _DisconnectedError:
             return
         except ToolError as exc:

@@ -104,36 +104,33 @@ def check_content_type(app: ToolApp, request: Request) -> None:
 def authenticate(app: ToolApp, request: Request, path: str) -> None:
     """The authenticate step: a valid API key, or a request signature.
 
-    A signed POST has its timestamp checked here, before its body is read, and its signature
-    once the body is in (``_verify_signature``); other signed requests have no body.
+    A signed request has its timestamp checked here (a POST's before its body is read) and its
+    signature in ``verify_signature``: a POST's once its body is in, any other right after this.
     """
     key_id = None if app.auth is None else app.auth.identify(request.api_key, request.authorization)
     if key_id is None and app.signatures is not None:
         timestamp, signature = signature_headers(request.scope["headers"])
         if signature is not None:
-            method = request.scope["method"]
             try:
-                if method == "POST":
-                    app.signatures.check_timestamp(timestamp)
-                    request.scope["ai_spine.signed"] = (timestamp, signature, path)
-                    return
-                key_id = app.signatures.verify(timestamp, signature, method, path, b"")
+                app.signatures.check_timestamp(timestamp)
             except AuthenticationError as exc:
                 raise refused(app, request, exc) from None
+            request.scope["ai_spine.signed"] = (timestamp, signature, path)
+            return
     if key_id is None:
         raise refused(app, request, AuthenticationError(auth_hint(app)))
     admit(app, request, key_id)
 
 
-async def verify_signature(app: ToolApp, request: Request, body: bytes) -> None:
-    """Check a signed POST's signature now that its body is in, and that no instance has
-    accepted it before (``SharedReplays``, with Redis)."""
+async def verify_signature(app: ToolApp, request: Request, body: bytes = b"") -> None:
+    """Check a signed request's signature (a POST's once its ``body`` is in), and that no
+    instance has accepted it before (``SharedReplays``, with Redis)."""
     signed = request.scope.get("ai_spine.signed")
     if signed is None or app.signatures is None:
         return
     timestamp, signature, path = signed
     try:
-        key_id = app.signatures.verify(timestamp, signature, "POST", path, body)
+        key_id = app.signatures.verify(timestamp, signature, request.scope["method"], path, body)
         if app.replays is not None:
             await app.replays.claim(signature)
     except AuthenticationError as exc:
