@@ -61,6 +61,7 @@ async def upstream() -> AsyncIterator[Upstream]:
     server = Upstream()
     server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
     yield server
+    await close_shared_client()  # its keep-alive connections first: wait_closed waits for them
     server.server.close()
     await server.server.wait_closed()
 
