@@ -138,6 +138,19 @@ async def test_a_streamed_response_holds_its_connection_until_closed(upstream: U
     assert (await asyncio.wait_for(second, 5)).text == "ok"  # closing the stream let it by
 
 
+async def test_a_wait_past_the_pool_timeout_is_a_pool_timeout(upstream: Upstream) -> None:
+    configure_http(max_connections=1)
+    client = shared_client()
+    async with client.stream("GET", upstream.url) as streamed:
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get(upstream.url, timeout=httpx.Timeout(5, pool=0.1))
+        await streamed.aread()
+    stats = http_stats()
+    assert stats is not None
+    assert stats["waiting"] == 0
+    assert (await client.get(upstream.url)).text == "ok"  # the slot it never got is not lost
+
+
 async def test_a_failed_request_gives_its_connection_back() -> None:
     configure_http(max_connections=1)
     client = shared_client()

@@ -4,7 +4,8 @@ wait for a connection is measured.
 httpcore queues a request that finds every connection busy, but says nothing of how long it
 waited. Here a request first takes one of as many slots as the pool has connections (so httpcore
 never has to queue it) and gives it back when its response is closed; the time spent getting the
-slot is the pool wait. It feeds ``pools.http`` in the metrics (``waiting``, ``acquired``,
+slot is the pool wait, bounded by the request's pool timeout as httpcore's queue is
+(``httpx.PoolTimeout``). It feeds ``pools.http`` in the metrics (``waiting``, ``acquired``,
 ``acquire_wait_ms``) and the pool-pressure warning of ``_poolwatch``, as ``PostgresPool`` does.
 """
 
@@ -46,9 +47,15 @@ class MeteredTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = time.perf_counter()
+        pool_timeout = request.extensions.get("timeout", {}).get("pool")
         self.waiting += 1
         try:
-            await self._slots.acquire()
+            async with asyncio.timeout(pool_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(
+                f"no connection free within {pool_timeout} s", request=request
+            ) from None
         finally:
             self.waiting -= 1
         waited = (time.perf_counter() - started) * 1000.0
