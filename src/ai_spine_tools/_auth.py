@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ai_spine_tools._outage import Throttle
 from ai_spine_tools.exceptions import AuthenticationError, ServerConfigurationError
 
 if TYPE_CHECKING:
@@ -411,12 +412,12 @@ class SharedReplays:
     logged (once a minute) and counted in ``errors``, and the next request asks Redis again.
     """
 
-    __slots__ = ("_logged_at", "_redis", "_ttl", "errors")
+    __slots__ = ("_redis", "_ttl", "_warning", "errors")
 
     def __init__(self, redis: RedisCache, tolerance_s: int) -> None:
         self._redis = redis
         self._ttl = 2.0 * tolerance_s  # as long as SignatureAuth remembers a signature
-        self._logged_at = -float("inf")
+        self._warning = Throttle(60.0)
         self.errors = 0
 
     async def claim(self, signature: bytes | None) -> None:
@@ -428,9 +429,7 @@ class SharedReplays:
             fresh = await self._redis.add("signatures:" + digest, 1, self._ttl)
         except CacheError as exc:
             self.errors += 1
-            now = time.monotonic()
-            if now - self._logged_at >= 60.0:
-                self._logged_at = now
+            if self._warning.due():
                 logger.warning("signed requests are checked for replays locally only: %s", exc)
             return
         if not fresh:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from limits import parse
+
+from ai_spine_tools._outage import Outage
 
 if TYPE_CHECKING:
     from ai_spine_tools.cache import RedisCache
@@ -76,17 +77,14 @@ class RateLimiter:
         self._redis = redis
         self._limiter: Any = None
         self._shared: Any = None
-        self.retry_delay = (
-            retry_delay
-            if retry_delay is not None
-            else (redis.retry_delay if redis is not None else 0.1)
+        if retry_delay is None:
+            retry_delay = redis.retry_delay if redis is not None else 0.1
+        self._outage = Outage(
+            retry_delay=retry_delay,
+            max_retry_delay=max_retry_delay,
+            log_interval=log_interval,
+            clock=clock,
         )
-        self.max_retry_delay = max(max_retry_delay, self.retry_delay)
-        self.log_interval = log_interval
-        self._clock = clock
-        self._failures = 0
-        self._retry_at = 0.0
-        self._logged_at = -math.inf
         self.errors = 0
 
     @property
@@ -97,19 +95,18 @@ class RateLimiter:
     @property
     def degraded(self) -> bool:
         """True while Redis is failing and this process counts on its own."""
-        return self._failures > 0
+        return self._outage.ongoing
 
     async def hit(self, key: str) -> RateDecision:
         """Count one request for ``key`` and say whether it is within the limit."""
-        if self._redis is not None and self._shared_usable():
+        if self._redis is not None and self._outage.may_try():
             try:
                 decision = await self._decide(self._shared_limiter(), key)
             except self._storage_errors() as exc:
                 self._failed(exc)
             else:
-                if self._failures:
+                if self._outage.ended():
                     logger.info("rate limits are shared through Redis again")
-                    self._failures = 0
                 return decision
         if self._limiter is None:
             from limits.aio.storage import MemoryStorage
@@ -122,7 +119,7 @@ class RateLimiter:
         """``"local"`` (memory), ``"shared"`` (Redis) or ``"degraded"`` (Redis failing)."""
         if self._redis is None:
             return "local"
-        return "degraded" if self._failures else "shared"
+        return "degraded" if self._outage.ongoing else "shared"
 
     async def _decide(self, limiter: Any, key: str) -> RateDecision:
         allowed = await limiter.hit(self.item, key)
@@ -152,25 +149,9 @@ class RateLimiter:
 
         return (StorageError, OSError, asyncio.TimeoutError)
 
-    def _shared_usable(self) -> bool:
-        if not self._failures:
-            return True
-        now = self._clock()
-        if now < self._retry_at:
-            return False
-        self._retry_at = now + self._backoff()
-        return True
-
-    def _backoff(self) -> float:
-        return float(min(self.max_retry_delay, self.retry_delay * 2 ** min(self._failures - 1, 16)))
-
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
-        self._failures += 1
-        now = self._clock()
-        self._retry_at = now + self._backoff()
-        if now - self._logged_at >= self.log_interval:
-            self._logged_at = now
+        if self._outage.failed():
             logger.warning(
                 "rate limits fall back to this process (Redis failed, %d errors so far): %s",
                 self.errors,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ai_spine_tools._outage import Outage
 from ai_spine_tools.cache._memory import MemoryCache, hit_rate
 from ai_spine_tools.cache._redis import CacheError, RedisCache
 
@@ -55,23 +55,22 @@ class MultiLevelCache:
         self.l2: Cache | None = RedisCache.from_env() if l2 is _FROM_ENV else l2
         self.l1_ttl = l1_ttl
         self.backfill_ttl = backfill_ttl
-        self.retry_delay = (
-            retry_delay if retry_delay is not None else getattr(self.l2, "retry_delay", 0.1)
+        self._outage = Outage(
+            retry_delay=retry_delay
+            if retry_delay is not None
+            else getattr(self.l2, "retry_delay", 0.1),
+            max_retry_delay=max_retry_delay,
+            log_interval=log_interval,
+            clock=clock,
         )
-        self.max_retry_delay = max(max_retry_delay, self.retry_delay)
-        self.log_interval = log_interval
-        self._clock = clock
         self._get_with_ttl = getattr(self.l2, "get_with_ttl", None)
-        self._failures = 0  # consecutive L2 failures; 0 means healthy
-        self._retry_at = 0.0
-        self._logged_at = -math.inf
         self.last_error: str | None = None
         self.l2_hits = self.l2_misses = self.l2_errors = self.l2_skipped = 0
 
     @property
     def degraded(self) -> bool:
         """True while L2 is failing and the cache runs on L1 alone."""
-        return self._failures > 0
+        return self._outage.ongoing
 
     # -- the Cache protocol --------------------------------------------------------------------
 
@@ -207,27 +206,15 @@ class MultiLevelCache:
     # -- L2 health -----------------------------------------------------------------------------
 
     def _l2_usable(self) -> bool:
-        if not self._failures:
+        if self._outage.may_try():
             return True
-        now = self._clock()
-        if now < self._retry_at:
-            self.l2_skipped += 1
-            return False
-        # this caller probes; the others keep skipping until it reports back
-        self._retry_at = now + self._backoff()
-        return True
-
-    def _backoff(self) -> float:
-        return float(min(self.max_retry_delay, self.retry_delay * 2 ** min(self._failures - 1, 16)))
+        self.l2_skipped += 1
+        return False
 
     def _l2_failed(self, exc: CacheError) -> None:
         self.l2_errors += 1
-        self._failures += 1
         self.last_error = str(exc)
-        now = self._clock()
-        self._retry_at = now + self._backoff()
-        if now - self._logged_at >= self.log_interval:
-            self._logged_at = now
+        if self._outage.failed():
             logger.warning(
                 "shared cache unavailable, serving from memory only (%d errors so far): %s",
                 self.l2_errors,
@@ -235,7 +222,6 @@ class MultiLevelCache:
             )
 
     def _l2_ok(self) -> None:
-        if self._failures:
-            logger.info("shared cache reachable again after %d failures", self._failures)
-            self._failures = 0
-            self._retry_at = 0.0
+        failures = self._outage.ended()
+        if failures:
+            logger.info("shared cache reachable again after %d failures", failures)
