@@ -364,9 +364,7 @@ class ToolApp:
                     guards.hand_over(self)
                 else:
                     self.in_flight -= 1
-                if self._metrics_on:
-                    now = time.perf_counter()
-                    self.tool.metrics.record((now - request.started) * 1000.0, code, now)
+                self.count_execution(request, code)
             if span is not None:
                 span.end(execution_id, request.request_id, code)
             if self._log_requests:  # AI_SPINE_LOG_REQUESTS (or log level debug): one line each
@@ -414,12 +412,16 @@ class ToolApp:
         if key_id is not None:
             guards.admit(self, request, key_id)
         execution_id, response = seen
-        if self._metrics_on:
-            now = time.perf_counter()
-            self.tool.metrics.record((now - request.started) * 1000.0, None, now)
+        self.count_execution(request, None)
         if self._log_requests:
             self._log_execution(request, execution_id, None)
         return self._headers(request, response), response.body
+
+    def count_execution(self, request: Request, code: str | None) -> None:
+        """Count a finished execution (``code``: its error, if any) in the built-in metrics."""
+        if self._metrics_on:
+            now = time.perf_counter()
+            self.tool.metrics.record((now - request.started) * 1000.0, code, now)
 
     def _log_execution(self, request: Request, execution_id: str | None, code: str | None) -> None:
         request_id = request.request_id
@@ -522,8 +524,7 @@ class ToolApp:
 
         def finish(code: str | None) -> None:
             guards.free_slot(self)
-            if self._metrics_on:
-                self.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, code)
+            self.count_execution(request, code)
 
         stream = ResultStream(
             tool.open_stream(values, config, context),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from ai_spine_tools import _dashboard
@@ -73,8 +72,7 @@ def overloaded(app: ToolApp, request: Request) -> Response:
         retry_after_ms=1000,
         details={"max_concurrent_executions": limit, "queue_size": app.settings.queue_size},
     )
-    if app._metrics_on:
-        app.tool.metrics.record((time.perf_counter() - request.started) * 1000.0, exc.code)
+    app.count_execution(request, exc.code)
     return app._error(request, exc, errors_as_200=True)
 
 
