@@ -109,7 +109,7 @@ def http_stats() -> dict[str, Any] | None:
     stats: dict[str, Any] = {"max_connections": settings.max_connections}
     transport = getattr(client, "_transport", None)
     if isinstance(transport, MeteredTransport):
-        stats.update(transport.wait_figures())
+        stats.update(transport.waits.figures())
         connections = getattr(getattr(transport.inner, "_pool", None), "connections", None)
         if connections is not None:  # httpcore's pool lists them; be lenient if that moves
             stats["open"] = len(connections)

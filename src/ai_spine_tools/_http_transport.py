@@ -6,19 +6,19 @@ waited. Here a request first takes one of as many slots as the pool has connecti
 never has to queue it) and gives it back when its response is closed; the time spent getting the
 slot is the pool wait, bounded by the request's pool timeout as httpcore's queue is
 (``httpx.PoolTimeout``). It feeds ``pools.http`` in the metrics (``waiting``, ``acquired``,
-``acquire_wait_ms``) and the pool-pressure warning of ``_poolwatch``, as ``PostgresPool`` does.
+``acquire_wait_ms``) and the pool-pressure warning through ``_poolwatch.AcquireWaits``, the
+counts ``PostgresPool`` keeps too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from ai_spine_tools._poolwatch import note_wait
+from ai_spine_tools._poolwatch import AcquireWaits
 
 __all__ = ["MeteredTransport"]
 
@@ -34,11 +34,7 @@ class MeteredTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._inner = inner
         self._slots = asyncio.Semaphore(slots)
-        self._stats = stats
-        self.waiting = 0
-        self.acquired = 0
-        self._wait_total_ms = 0.0
-        self._wait_max_ms = 0.0
+        self.waits = AcquireWaits("http", stats)
 
     @property
     def inner(self) -> httpx.AsyncBaseTransport:
@@ -46,23 +42,15 @@ class MeteredTransport(httpx.AsyncBaseTransport):
         return self._inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.perf_counter()
         pool_timeout = request.extensions.get("timeout", {}).get("pool")
-        self.waiting += 1
         try:
-            async with asyncio.timeout(pool_timeout):
-                await self._slots.acquire()
+            with self.waits.measure():
+                async with asyncio.timeout(pool_timeout):
+                    await self._slots.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout(
                 f"no connection free within {pool_timeout} s", request=request
             ) from None
-        finally:
-            self.waiting -= 1
-        waited = (time.perf_counter() - started) * 1000.0
-        self.acquired += 1
-        self._wait_total_ms += waited
-        self._wait_max_ms = max(self._wait_max_ms, waited)
-        note_wait("http", waited, self._stats)  # warns when the pool is too small
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:
@@ -74,18 +62,6 @@ class MeteredTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-    def wait_figures(self) -> dict[str, Any]:
-        """Callers waiting for a connection now, connections handed out, and the waits."""
-        acquired = self.acquired
-        return {
-            "waiting": self.waiting,
-            "acquired": acquired,
-            "acquire_wait_ms": {
-                "avg": round(self._wait_total_ms / acquired, 3) if acquired else 0.0,
-                "max": round(self._wait_max_ms, 3),
-            },
-        }
 
 
 class _Releasing(httpx.AsyncByteStream):

@@ -9,12 +9,13 @@ The figures themselves (wait avg and max, waiting callers) are in ``/metrics`` u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["configure_pool_watch", "note_wait"]
+__all__ = ["AcquireWaits", "configure_pool_watch", "note_wait"]
 
 logger = logging.getLogger("ai_spine_tools.diagnostics")
 
@@ -55,3 +56,46 @@ def note_wait(
         figures.get("in_use", "?"),
         figures.get("waiting", "?"),
     )
+
+
+class AcquireWaits:
+    """A pool's callers waiting for a connection, the connections handed out, and how long each
+    wait took (every wait goes to ``note_wait`` under the pool's ``name``)."""
+
+    __slots__ = ("_max_ms", "_stats", "_total_ms", "acquired", "name", "waiting")
+
+    def __init__(self, name: str, stats: Callable[[], dict[str, Any] | None] | None = None) -> None:
+        self.name = name
+        self._stats = stats
+        self.waiting = 0
+        self.acquired = 0
+        self._total_ms = 0.0
+        self._max_ms = 0.0
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[None]:
+        """Time the wait in the block (whether it gets a connection or not); count it as an
+        acquisition when the block ends without an error."""
+        started = time.perf_counter()
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+            waited = (time.perf_counter() - started) * 1000.0
+            self._total_ms += waited
+            self._max_ms = max(self._max_ms, waited)
+            note_wait(self.name, waited, self._stats)  # warns when the pool is too small
+        self.acquired += 1
+
+    def figures(self) -> dict[str, Any]:
+        """``waiting``, ``acquired`` and ``acquire_wait_ms`` (``avg`` and ``max``)."""
+        acquired = self.acquired
+        return {
+            "waiting": self.waiting,
+            "acquired": acquired,
+            "acquire_wait_ms": {
+                "avg": round(self._total_ms / acquired, 3) if acquired else 0.0,
+                "max": round(self._max_ms, 3),
+            },
+        }

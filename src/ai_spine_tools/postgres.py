@@ -26,14 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from ai_spine_tools._breaker import CircuitBreaker
 from ai_spine_tools._pools import register_pool, unregister_pool
-from ai_spine_tools._poolwatch import note_wait
+from ai_spine_tools._poolwatch import AcquireWaits
 from ai_spine_tools.exceptions import ServerConfigurationError, ServiceUnavailableError
 
 __all__ = ["PostgresPool"]
@@ -83,12 +82,9 @@ class PostgresPool:
         self._opening: asyncio.Lock | None = None
         self._closed = False
         self.in_use = 0
-        self.waiting = 0
-        self.acquired = 0
+        self._waits = AcquireWaits(name, self.stats)
         self.acquire_timeouts = 0
         self.connect_failures = 0
-        self._wait_total_ms = 0.0
-        self._wait_max_ms = 0.0
         self.last_error: str | None = None
 
     @classmethod
@@ -200,10 +196,9 @@ class PostgresPool:
                 except ServiceUnavailableError as exc:
                     cause = exc.__cause__
                     raise
-            started = time.perf_counter()
-            self.waiting += 1
             try:
-                connection = await pool.acquire(timeout=self.acquire_timeout)
+                with self._waits.measure():
+                    connection = await pool.acquire(timeout=self.acquire_timeout)
             except TimeoutError as exc:
                 self.acquire_timeouts += 1
                 raise ServiceUnavailableError(
@@ -216,13 +211,6 @@ class PostgresPool:
                     raise
                 cause = exc
                 raise self._unavailable(exc) from exc
-            finally:
-                self.waiting -= 1
-                waited = (time.perf_counter() - started) * 1000.0
-                self._wait_total_ms += waited
-                self._wait_max_ms = max(self._wait_max_ms, waited)
-                note_wait(self.name, waited, self.stats)  # warns when the pool is too small
-            self.acquired += 1
             self.in_use += 1
             try:
                 yield connection
@@ -295,14 +283,9 @@ class PostgresPool:
             "size": size,
             "idle": idle,
             "in_use": self.in_use,
-            "waiting": self.waiting,
             "min_size": self.min_size,
             "max_size": self.max_size,
-            "acquired": self.acquired,
-            "acquire_wait_ms": {
-                "avg": round(self._wait_total_ms / self.acquired, 3) if self.acquired else 0.0,
-                "max": round(self._wait_max_ms, 3),
-            },
+            **self._waits.figures(),
             "acquire_timeouts": self.acquire_timeouts,
             "connect_failures": self.connect_failures,
             "breaker": self.breaker.state,
