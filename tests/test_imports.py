@@ -16,6 +16,8 @@ HEAVY = [
     "tenacity",
     "click",
     "httpx",
+    "aiohttp",
+    "yarl",
     "prometheus_client",
     "mcp",
     "granian",

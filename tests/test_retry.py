@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from ai_spine_tools import (
     CircuitOpenError,
@@ -15,6 +19,11 @@ from ai_spine_tools import (
     RateLimitError,
     ServiceUnavailableError,
     ToolContext,
+    UpstreamConnectionError,
+    UpstreamDecodeError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
     ValidationError,
     create_tool,
     retry,
@@ -39,6 +48,15 @@ class Flaky:
         return "ok"
 
 
+def _aiohttp_request() -> aiohttp.RequestInfo:
+    url = URL("http://upstream.test/")
+    return aiohttp.RequestInfo(url, "GET", CIMultiDictProxy(CIMultiDict()), url)
+
+
+def _aiohttp_key() -> Any:
+    return SimpleNamespace(host="upstream.test", port=443, ssl=True)
+
+
 def _status_error(status: int) -> httpx.HTTPStatusError:
     request = httpx.Request("GET", "http://upstream.test/")
     return httpx.HTTPStatusError("x", request=request, response=httpx.Response(status))
@@ -55,6 +73,12 @@ def _status_error(status: int) -> httpx.HTTPStatusError:
         httpx.ReadTimeout("slow"),
         _status_error(503),
         _status_error(429),
+        UpstreamConnectionError("refused"),
+        UpstreamTimeoutError("slow"),
+        UpstreamStatusError("busy", status_code=503, retryable=True),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientPayloadError("cut"),
+        aiohttp.ClientResponseError(_aiohttp_request(), (), status=502),
     ],
 )
 def test_retryable_errors(error: BaseException) -> None:
@@ -70,6 +94,11 @@ def test_retryable_errors(error: BaseException) -> None:
         KeyError("bug"),
         _status_error(404),
         _status_error(400),
+        UpstreamStatusError("gone", status_code=404, retryable=False),
+        UpstreamError("bad URL"),
+        UpstreamDecodeError("not JSON"),
+        aiohttp.ClientResponseError(_aiohttp_request(), (), status=404),
+        aiohttp.ClientConnectorCertificateError(_aiohttp_key(), ValueError("bad cert")),
     ],
 )
 def test_not_retryable_errors(error: BaseException) -> None:

@@ -6,11 +6,10 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 import weather
-from ai_spine_tools import ToolContext, create_tool, string_field
+from ai_spine_tools import ToolContext, UpstreamConnectionError, create_tool, string_field
 from ai_spine_tools.testing import MockAISpineClient, SpineResult
 from serverproc import EXAMPLES, ServerProcess, free_port, running_server
 
@@ -158,7 +157,7 @@ def test_over_http_from_plain_sync_code(weather_server: ServerProcess) -> None:
     assert result.ok
 
 
-async def test_unreachable_url_raises_a_transport_error() -> None:
+async def test_unreachable_url_raises_a_connection_error() -> None:
     async with MockAISpineClient(timeout=2.0) as spine:
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(UpstreamConnectionError):
             await spine.execute(f"http://127.0.0.1:{free_port()}", {"city": "Oslo"})

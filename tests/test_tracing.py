@@ -109,6 +109,39 @@ async def test_spans_made_by_the_tool_nest_under_its_execute_phase(
     assert inner.parent.span_id == found["execute"].context.span_id
 
 
+async def test_an_outbound_call_is_a_client_span_and_carries_the_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    from ai_spine_tools import ToolContext, create_tool
+    from upstream import upstream_api
+
+    async with upstream_api() as api:
+
+        async def execute(
+            input: dict[str, object], config: dict[str, object], context: ToolContext
+        ) -> dict[str, object]:
+            response = await context.http.get(f"{api.url}/json?key=secret", params={"q": "x"})
+            return {"status": response.status_code}
+
+        caller = create_tool(
+            metadata={"name": "caller", "version": "1.0.0", "description": "x"}, execute=execute
+        )
+        async with AsyncToolTestClient(caller, ServerSettings(tracing=True)) as client:
+            result = await client.execute({})
+    assert result.output_data == {"status": 200}
+    found = by_name(spans.get_finished_spans())
+    call = found["GET"]
+    assert call.kind == trace.SpanKind.CLIENT
+    assert call.parent is not None
+    assert call.parent.span_id == found["execute"].context.span_id
+    assert call.attributes is not None
+    assert call.attributes["http.response.status_code"] == 200
+    assert call.attributes["url.full"] == f"{api.url}/json"  # no query: it may hold keys
+    sent = api.seen_headers[-1]["traceparent"]
+    trace_id = f"{call.context.trace_id:032x}"
+    assert sent.startswith(f"00-{trace_id}-{call.context.span_id:016x}-")
+
+
 @pytest.mark.parametrize(
     ("body", "code", "phases"),
     [

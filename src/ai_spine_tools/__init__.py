@@ -11,6 +11,8 @@ from ai_spine_tools._batch import map_concurrent
 from ai_spine_tools._breaker import CircuitBreaker
 from ai_spine_tools._context import SecurityContext, ToolContext
 from ai_spine_tools._decorator import tool
+from ai_spine_tools._http_client import HTTPClient, HTTPTimeout
+from ai_spine_tools._http_response import HTTPResponse, StreamedHTTPResponse
 from ai_spine_tools._metadata import ToolMetadata
 from ai_spine_tools._result import ToolResult
 from ai_spine_tools._retry import retry
@@ -31,6 +33,11 @@ from ai_spine_tools.exceptions import (
     ToolDefinitionError,
     ToolError,
     UnsupportedContentTypeError,
+    UpstreamConnectionError,
+    UpstreamDecodeError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
     ValidationError,
     ValidationIssue,
 )
@@ -64,6 +71,9 @@ __all__ = [
     "EndpointNotFoundError",
     "ExecutionError",
     "ExecutionTimeoutError",
+    "HTTPClient",
+    "HTTPResponse",
+    "HTTPTimeout",
     "InvalidJSONError",
     "OverloadedError",
     "PayloadTooLargeError",
@@ -71,6 +81,7 @@ __all__ = [
     "SecurityContext",
     "ServerConfigurationError",
     "ServiceUnavailableError",
+    "StreamedHTTPResponse",
     "Tool",
     "ToolContext",
     "ToolDefinitionError",
@@ -78,6 +89,11 @@ __all__ = [
     "ToolMetadata",
     "ToolResult",
     "UnsupportedContentTypeError",
+    "UpstreamConnectionError",
+    "UpstreamDecodeError",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
     "ValidationError",
     "ValidationIssue",
     "__version__",

@@ -9,8 +9,10 @@
 
 While open, a call fails at once with ``CircuitOpenError`` (503, retryable, ``retry_after_ms``)
 instead of waiting on a dependency that is down. Only the protected calls count: exceptions raised
-inside the breaker's block. A caller's mistake (a ``ToolError`` with a 4xx status) and the
-``exclude`` types never count as failures; a call cut off by the execution deadline does.
+inside the breaker's block. A caller's mistake (a ``ToolError`` with a 4xx status), an upstream's
+answer that another try would not change (an ``UpstreamStatusError`` that is not retryable, such
+as a 404) and the ``exclude`` types never count as failures; a call cut off by the execution
+deadline does.
 With ``redis=``, failure counts and the open state are shared by every instance through one Redis
 hash (see ``RedisBreakerState``).
 """
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from ai_spine_tools._deadlines import deadlines
-from ai_spine_tools.exceptions import CircuitOpenError, ToolError
+from ai_spine_tools.exceptions import CircuitOpenError, ToolError, UpstreamStatusError
 
 __all__ = ["BreakerRegistry", "CircuitBreaker", "RedisBreakerState", "named_breakers"]
 
@@ -184,8 +186,10 @@ class CircuitBreaker:
             return True if task is not None and deadlines().is_expired(task) else None
         if isinstance(exc, CircuitOpenError):
             return None  # a nested breaker refused: says nothing about this dependency
-        if isinstance(exc, self.exclude) or (
-            isinstance(exc, ToolError) and exc.status < 500 and exc.status not in (408, 429)
+        if (
+            isinstance(exc, self.exclude)
+            or (isinstance(exc, ToolError) and exc.status < 500 and exc.status not in (408, 429))
+            or (isinstance(exc, UpstreamStatusError) and not exc.retryable)
         ):
             return False  # the dependency answered; the request was at fault
         return isinstance(exc, self.failure_types)

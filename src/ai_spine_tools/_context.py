@@ -15,9 +15,8 @@ import msgspec
 from ai_spine_tools._custom_metrics import CustomMetrics
 
 if TYPE_CHECKING:
-    import httpx
-
     from ai_spine_tools._breaker import BreakerRegistry, CircuitBreaker
+    from ai_spine_tools._http_client import HTTPClient
     from ai_spine_tools.cache import ToolCache
 
 __all__ = [
@@ -121,8 +120,9 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
         return self.breakers.get(name, **options)
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        """The process's shared, pooled ``httpx.AsyncClient`` (keep-alive; closed on shutdown)."""
+    def http(self) -> HTTPClient:
+        """The process's shared, pooled HTTP client (keep-alive; closed on shutdown):
+        ``await context.http.get(url, params=...)``."""
         from ai_spine_tools._http import shared_client
 
         return shared_client()

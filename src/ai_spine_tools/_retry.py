@@ -40,8 +40,10 @@ def is_retryable(exc: BaseException) -> bool:
     """True for errors worth another try: retryable ``ToolError``s and transient I/O failures.
 
     An open circuit is not retried (failing fast is its point); neither is a caller's mistake.
-    Connection errors, timeouts, httpx transport errors and 408/425/429/5xx-gateway statuses,
-    and asyncpg connection failures, are.
+    Connection errors and timeouts (``context.http``'s ``UpstreamConnectionError`` and
+    ``UpstreamTimeoutError`` among them), 408/425/429/5xx-gateway answers after
+    ``raise_for_status()``, the same failures raised by aiohttp or httpx used directly, and
+    asyncpg connection failures, are.
     """
     if isinstance(exc, CircuitOpenError):
         return False
@@ -49,6 +51,12 @@ def is_retryable(exc: BaseException) -> bool:
         return exc.retryable
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+            return not isinstance(exc, aiohttp.ClientSSLError)
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return exc.status in _RETRYABLE_HTTP_STATUS
     httpx = sys.modules.get("httpx")
     if httpx is not None:
         if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):

@@ -7,6 +7,9 @@ child span per phase: ``validate`` (reading, decoding and validating the request
 span carries the tool, the execution and request ids, the outcome and the error code; an error
 marks it failed.
 
+Calls through ``context.http`` get a client span each (``GET``, with the method, URL without its
+query, host and status), and carry the trace on to the upstream in ``traceparent``.
+
 Spans go to the globally configured tracer provider: set one up in the program (or run under
 ``opentelemetry-instrument``) with the exporter of your choice. This module is imported only when
 tracing is on: without it, an execution pays one attribute check.
@@ -15,17 +18,60 @@ tracing is on: without it, an execution pays one attribute check.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from ai_spine_tools import __version__
+from ai_spine_tools._http_client import set_outbound_tracer
 
 if TYPE_CHECKING:
     from ai_spine_tools._wire import Request
 
-__all__ = ["ExecutionTrace", "Tracing"]
+__all__ = ["ExecutionTrace", "Tracing", "outbound_span"]
+
+
+def _ignore(status: int) -> None:
+    return None
+
+
+@asynccontextmanager
+async def outbound_span(
+    method: str, url: str, headers: dict[str, str]
+) -> AsyncIterator[Callable[[int], None]]:
+    """Run an outbound request of a traced execution in a client span, with the trace injected
+    into ``headers``; yield the callback that records the answer's status. Outside a traced
+    execution, do nothing."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        yield _ignore
+        return
+    from yarl import URL
+
+    target = URL(url)
+    span = trace.get_tracer("ai_spine_tools", __version__).start_span(
+        method,
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "http.request.method": method,
+            "url.full": str(target.with_query(None).with_user(None).with_fragment(None)),
+            "server.address": target.host or "",
+        },
+    )
+    with trace.use_span(span, end_on_exit=True):
+        propagate.inject(headers)
+
+        def record(status: int) -> None:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(status)))
+
+        yield record
+
+
+set_outbound_tracer(outbound_span)  # imported only when tracing is on
 
 
 class Tracing:

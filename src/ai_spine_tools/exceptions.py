@@ -20,9 +20,16 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     ├── RateLimitError                 RATE_LIMIT_EXCEEDED    429  retryable
     ├── HeadersTooLargeError           HEADERS_TOO_LARGE      431
     ├── ExecutionError                 EXECUTION_ERROR        500
-    └── ServiceUnavailableError        SERVICE_UNAVAILABLE    503  retryable
-        ├── CircuitOpenError           CIRCUIT_OPEN           503  retryable
-        └── OverloadedError            OVERLOADED             503  retryable
+    ├── ServiceUnavailableError        SERVICE_UNAVAILABLE    503  retryable
+    │   ├── CircuitOpenError           CIRCUIT_OPEN           503  retryable
+    │   └── OverloadedError            OVERLOADED             503  retryable
+    └── UpstreamError                  UPSTREAM_ERROR         502  (a call through context.http)
+        ├── UpstreamStatusError        UPSTREAM_ERROR         502  retryable for 408/425/429/5xx
+        ├── UpstreamDecodeError (ValueError) UPSTREAM_ERROR   502  (.json() of a body not JSON)
+        ├── UpstreamConnectionError (ConnectionError)
+        │                              UPSTREAM_UNAVAILABLE   502  retryable
+        └── UpstreamTimeoutError (TimeoutError)
+                                       UPSTREAM_TIMEOUT       504  retryable
 
 Tool code may raise any of these (or a subclass with its own ``code``); anything else raised from
 ``execute`` becomes an ``ExecutionError`` whose message hides the internals unless debug is on.
@@ -53,6 +60,11 @@ __all__ = [
     "ToolDefinitionError",
     "ToolError",
     "UnsupportedContentTypeError",
+    "UpstreamConnectionError",
+    "UpstreamDecodeError",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
     "ValidationError",
     "ValidationIssue",
     "status_for",
@@ -287,12 +299,64 @@ class OverloadedError(ServiceUnavailableError):
     type = "overloaded_error"
 
 
+class UpstreamError(ToolError):
+    """A call to another service through ``context.http`` failed.
+
+    Its message names the method, host and path (never the query or credentials);
+    ``response`` is the upstream's answer when there was one.
+    """
+
+    code = "UPSTREAM_ERROR"
+    status = 502
+    type = "network_error"
+
+    def __init__(self, message: str, *, response: Any = None, **options: Any) -> None:
+        super().__init__(message, **options)
+        self.response = response
+
+
+class UpstreamStatusError(UpstreamError):
+    """An upstream answered with a 4xx or 5xx status (``response.raise_for_status()``).
+
+    ``status_code`` is the upstream's status (also in ``details["upstream_status"]``).
+    """
+
+    def __init__(self, message: str, *, status_code: int, **options: Any) -> None:
+        super().__init__(message, **options)
+        self.status_code = status_code
+        self.details.setdefault("upstream_status", status_code)
+
+
+class UpstreamDecodeError(UpstreamError, ValueError):
+    """An upstream's body is not what was asked for: ``response.json()`` of a body that is not
+    JSON."""
+
+
+class UpstreamConnectionError(UpstreamError, ConnectionError):
+    """No answer came from the upstream: it could not be reached, or it dropped the
+    connection."""
+
+    code = "UPSTREAM_UNAVAILABLE"
+    retryable = True
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    """The upstream did not answer within the request's timeout."""
+
+    code = "UPSTREAM_TIMEOUT"
+    status = 504
+    type = "timeout_error"
+    retryable = True
+
+
 _ERRORS: tuple[type[ToolError], ...] = (
     ToolError,
     *ToolError.__subclasses__(),
     CircuitOpenError,
     OverloadedError,
     ServerConfigurationError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
 )
 _STATUS_BY_CODE: dict[str, int] = {}
 for _error in _ERRORS:

@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from ai_spine_tools._app import create_app
+from ai_spine_tools._http_client import HTTPClient, HTTPSettings
 from ai_spine_tools._inprocess import InProcessApp
 from ai_spine_tools._tool import Tool
 from ai_spine_tools.testing._portal import Portal
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = ["MockAISpineClient", "SpineResult"]
 
@@ -104,7 +102,7 @@ class MockAISpineClient:
         }
         self._portal = Portal("ai-spine-platform-mock")
         self._apps: dict[int, tuple[Tool, InProcessApp, bool]] = {}
-        self._http: httpx.AsyncClient | None = None
+        self._http: HTTPClient | None = None
         self._lock: asyncio.Lock | None = None
 
     async def execute(
@@ -117,7 +115,8 @@ class MockAISpineClient:
     ) -> SpineResult:
         """Send one execution request and return what the platform would read from the answer.
 
-        Transport failures (a URL nobody listens on) raise ``httpx.TransportError``.
+        Transport failures (a URL nobody listens on) raise ``UpstreamConnectionError`` (or
+        ``UpstreamTimeoutError`` past ``timeout``).
         """
         if not isinstance(tool_or_url, Tool | str):
             raise TypeError(f"expected a Tool or a base URL (got {type(tool_or_url).__name__})")
@@ -138,7 +137,9 @@ class MockAISpineClient:
             raw = await app.request("POST", "/api/execute", body=body, headers=self.headers.items())
             return raw.status, raw.body
         http = self._http_client()
-        response = await http.post(_execute_url(target), content=body, headers=self.headers)
+        response = await http.post(
+            _execute_url(target), content=body, headers=self.headers, follow_redirects=False
+        )
         return response.status_code, response.content
 
     async def _app_for(self, tool: Tool) -> InProcessApp:
@@ -154,11 +155,9 @@ class MockAISpineClient:
                 entry = self._apps[id(tool)] = (tool, app, owns)
             return entry[1]
 
-    def _http_client(self) -> httpx.AsyncClient:
+    def _http_client(self) -> HTTPClient:
         if self._http is None:
-            import httpx
-
-            self._http = httpx.AsyncClient(timeout=self.timeout)
+            self._http = HTTPClient(HTTPSettings(timeout=self.timeout))
         return self._http
 
     async def _shutdown(self) -> None:

@@ -57,11 +57,12 @@ def test_current_weather_comes_from_the_api(upstream: str) -> None:
     }
 
 
-def test_a_failing_api_is_a_retryable_503(upstream: str) -> None:
+def test_a_failing_api_is_a_retryable_upstream_error(upstream: str) -> None:
     Upstream.failing = True
     with ToolTestClient(tool) as client:
         response = client.execute({"latitude": 1, "longitude": 2})
-    assert response.status_code == 503
+    assert response.status_code == 502
+    assert response.json["error_code"] == "UPSTREAM_ERROR"
     assert response.json["retryable"] is True
 
 

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_spine_tools import (
-    ServiceUnavailableError,
-    ToolContext,
-    create_tool,
-    number_field,
-    retry,
-    url_field,
-)
+from ai_spine_tools import ToolContext, create_tool, number_field, retry, url_field
 
 
 async def current_weather(
@@ -26,6 +19,8 @@ async def current_weather(
 
     # Transient failures (timeouts, 5xx) are retried with backoff, never past the deadline;
     # repeated failures open the breaker, and then calls fail fast with a retryable 503.
+    # What is left reaches the caller as it is: a 5xx as a retryable 502 UPSTREAM_ERROR, a
+    # timeout as a 504 UPSTREAM_TIMEOUT, a 404 as a 502 that is not retried.
     @retry(attempts=3, context=context)
     async def fetch() -> dict[str, Any]:
         async with context.breaker("forecast-api", failure_threshold=5, recovery_timeout=30):
@@ -34,12 +29,7 @@ async def current_weather(
             payload: dict[str, Any] = response.json()
             return payload
 
-    try:
-        payload = await fetch()
-    except ServiceUnavailableError:
-        raise
-    except Exception as exc:
-        raise ServiceUnavailableError(f"the forecast API failed: {type(exc).__name__}") from exc
+    payload = await fetch()
     current = payload.get("current", {})
     return {
         "latitude": input["latitude"],
