@@ -34,7 +34,7 @@ def missing() -> str | None:
 
     if hasattr(ToolContext, "to_process"):
         return None
-    return "skipped: ToolContext.to_process is not in this build yet (it is being built)"
+    return "ToolContext.to_process is not in this build yet (it is being built): cpu is skipped"
 
 
 def body(rounds: int, seed: str = "bench") -> bytes:
