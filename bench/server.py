@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +113,16 @@ def run(
 
 
 def report(results: dict[str, Any], *, check: bool) -> bool:
-    """Print each workload's table, ratios and targets; return whether every target is met."""
-    ok = True
+    """Print each workload's table, ratios and targets; return whether every target is met
+    (a skipped workload's targets are listed as skipped, neither met nor failed)."""
+    tally = {"PASS": 0, "FAIL": 0, "SKIP": 0}
     for name, section in results["workloads"].items():
         print(f"\n== {name}" + (f": {section['title']}" if "title" in section else ""))
         if "skipped" in section:
             print(section["skipped"])
             if check:
                 for label, _ in WORKLOADS[name].targets:
+                    tally["SKIP"] += 1
                     print(f"[SKIP] {label}")
             continue
         print(
@@ -141,10 +144,12 @@ def report(results: dict[str, Any], *, check: bool) -> bool:
             print(f"FAILED REQUESTS: {section['failures']}")
         if check:
             for label, met in WORKLOADS[name].targets:
-                passed = bool(met(section))
-                ok &= passed
-                print(f"[{'PASS' if passed else 'FAIL'}] {label}")
-    return ok
+                verdict = "PASS" if met(section) else "FAIL"
+                tally[verdict] += 1
+                print(f"[{verdict}] {label}")
+    if check:
+        print(f"\ntargets: {tally['PASS']} met, {tally['FAIL']} failed, {tally['SKIP']} skipped")
+    return tally["FAIL"] == 0
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -157,7 +162,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     except ImportError:
         print("matplotlib is not installed: no chart drawn")
         return
-    sections = {n: s for n, s in results["workloads"].items() if "results" in s}
+    sections = results["workloads"]
     if not sections:
         return
     columns = min(3, len(sections))
@@ -165,6 +170,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
     colors = {"yardstick": "#999999", "fastapi": "#e2862a"}
     for axis, (name, section) in zip(axes.flat, sections.items(), strict=False):
+        if "skipped" in section:  # say so where its panel would be
+            reason = textwrap.fill(section["skipped"], 40)
+            axis.text(0.5, 0.5, f"{name}\n\n{reason}", ha="center", va="center", fontsize=9)
+            axis.set_axis_off()
+            continue
         apps = list(section["results"])
         values = [section["results"][app] for app in apps]
         bars = axis.bar(
