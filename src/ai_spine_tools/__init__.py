@@ -30,9 +30,11 @@ from ai_spine_tools.exceptions import (
     ServiceUnavailableError,
     ToolDefinitionError,
     ToolError,
+    UnpicklableError,
     UnsupportedContentTypeError,
     ValidationError,
     ValidationIssue,
+    WorkerCrashedError,
 )
 from ai_spine_tools.fields import (
     api_key_field,
@@ -77,9 +79,11 @@ __all__ = [
     "ToolError",
     "ToolMetadata",
     "ToolResult",
+    "UnpicklableError",
     "UnsupportedContentTypeError",
     "ValidationError",
     "ValidationIssue",
+    "WorkerCrashedError",
     "__version__",
     "api_key_field",
     "array_field",
