@@ -156,7 +156,8 @@ async def test_a_call_past_the_deadline_answers_408_and_its_worker_is_replaced(
     tmp_path: Path,
 ) -> None:
     noted = tmp_path / "pid"
-    async with AsyncToolTestClient(make_tool(timeout_ms=1500)) as client:
+    async with AsyncToolTestClient(make_tool(timeout_ms=2000)) as client:
+        assert (await client.execute({"call": "pid"})).ok  # the worker is up: no start-up race
         response = await client.execute({"call": "stuck", "path": str(noted)})
         assert response.status_code == 408
         assert response.error_code == "TIMEOUT_ERROR"
@@ -165,6 +166,7 @@ async def test_a_call_past_the_deadline_answers_408_and_its_worker_is_replaced(
         pool = shared_pool()
         assert await asyncio.to_thread(wait_until, lambda: pool.stats()["size"] == 1)
         assert pool.stats()["restarts"] == 1
+        assert pool.stats()["crashes"] == 0
         after = await client.execute({"call": "pid"})
     assert after.ok, after.text
     assert after.output_data is not None
@@ -172,7 +174,7 @@ async def test_a_call_past_the_deadline_answers_408_and_its_worker_is_replaced(
 
 
 async def test_a_worker_that_exits_gives_a_clear_error_and_the_pool_recovers() -> None:
-    async with AsyncToolTestClient(make_tool(), debug=True) as client:
+    async with AsyncToolTestClient(make_tool()) as client:
         response = await client.execute({"call": "exit"})
         assert response.status_code == 500
         message = response.error_message or ""
@@ -309,8 +311,10 @@ def test_each_server_worker_owns_a_pool_and_stops_it(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_stuck_call_on_a_server_answers_408_and_its_worker_is_gone(tmp_path: Path) -> None:
     noted = tmp_path / "pid"
-    env = {"AI_SPINE_PROCESS_WORKERS": "1", "AI_SPINE_REQUEST_TIMEOUT": "1000"}
+    env = {"AI_SPINE_PROCESS_WORKERS": "1", "AI_SPINE_REQUEST_TIMEOUT": "2000"}
     with running_server(CPU, env=env) as server:
+        warm = httpx.post(f"{server.url}/api/execute", json={"input_data": {}}, timeout=30)
+        assert warm.status_code == 200, warm.text  # the worker is up: no start-up race
         stuck = httpx.post(
             f"{server.url}/api/execute",
             json={"input_data": {"mode": "stuck", "path": str(noted)}},
@@ -322,6 +326,7 @@ def test_a_stuck_call_on_a_server_answers_408_and_its_worker_is_gone(tmp_path: P
         assert after.status_code == 200, after.text
         figures = httpx.get(f"{server.url}/metrics", timeout=10).json()["pools"]["processes"]
     assert figures["restarts"] == 1
+    assert figures["calls"] == 3
     assert figures["max_size"] == 1
 
 

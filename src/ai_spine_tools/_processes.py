@@ -277,6 +277,9 @@ class ProcessPool:
 
     def _dispatch(self, call: _Call) -> None:
         with self._lock:
+            if call.abandoned:  # its caller left between the queue and here: send nothing
+                call.future.set_exception(CancelledError())
+                return
             worker = next((w for w in self._workers if w.call is None), None)
         if worker is None:
             try:
