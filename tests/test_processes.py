@@ -185,12 +185,27 @@ async def test_a_worker_that_exits_gives_a_clear_error_and_the_pool_recovers() -
     assert after.ok, after.text
 
 
-async def test_a_crash_raises_worker_crashed_error_to_the_caller() -> None:
+def segfault() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)  # what a crash in native code looks like from outside
+
+
+@pytest.mark.parametrize(
+    ("crash", "says"),
+    [
+        (lambda pool: pool.run(exit_now, 3), "exit code 3"),
+        (lambda pool: pool.run(segfault), "SIGSEGV"),
+    ],
+    ids=["exit", "segfault"],
+)
+async def test_a_crash_raises_worker_crashed_error_and_the_pool_goes_on(
+    crash: Callable[[ProcessPool], Any], says: str
+) -> None:
     pool = ProcessPool(1)
     try:
-        with pytest.raises(WorkerCrashedError, match="exit code 3"):
-            await pool.run(exit_now, 3)
+        with pytest.raises(WorkerCrashedError, match=says):
+            await crash(pool)
         assert await pool.run(pid) > 0
+        assert pool.stats()["crashes"] == 1
     finally:
         pool.shutdown()
 
