@@ -18,7 +18,7 @@ import msgspec
 from bench.apps.cpu_work import rounds_for
 from bench.harness import API_KEY, App, HealthProber, Probe, Server, ours_app
 
-__all__ = ["FASTAPI", "OURS", "YARDSTICK", "body", "concurrency", "missing", "rounds_for"]
+__all__ = ["FASTAPI", "OURS", "YARDSTICK", "body", "concurrency", "rounds_for"]
 
 WORKERS = os.cpu_count() or 1
 ENV = {"AI_SPINE_PROCESS_WORKERS": str(WORKERS)}
@@ -26,15 +26,6 @@ YARDSTICK = App("yardstick", "bench.apps.cpu_bare:app", env=ENV)
 OURS = ours_app("cpu_ours.py", **ENV)
 FASTAPI = App("fastapi", "bench.apps.cpu_fastapi:app", env=ENV)
 HEADERS = {"content-type": "application/json", "x-api-key": API_KEY}
-
-
-def missing() -> str | None:
-    """Say why this build cannot run the workload: ``context.to_process`` is not there yet."""
-    from ai_spine_tools import ToolContext
-
-    if hasattr(ToolContext, "to_process"):
-        return None
-    return "ToolContext.to_process is not in this build yet (it is being built): cpu is skipped"
 
 
 def body(rounds: int, seed: str = "bench") -> bytes:

@@ -45,10 +45,6 @@ def _no_services(bodies: list[bytes]) -> Iterator[dict[str, str]]:
     yield {}
 
 
-def _ready() -> str | None:
-    return None
-
-
 @dataclass(frozen=True, kw_only=True)
 class Workload:
     """One kind of work, run side by side by its apps (the first is the yardstick)."""
@@ -63,7 +59,6 @@ class Workload:
     timeout: float = 2.0  # wrk's per-request timeout, seconds
     health: bool = False  # poll /health while loading
     inspect: Inspect | None = None
-    skip: Callable[[], str | None] = _ready  # a reason this build cannot run it
     extra: Callable[[dict[str, str], bool], Section] | None = None  # a check of its own
 
 
@@ -123,9 +118,6 @@ def run_workload(
     workload: Workload, *, seconds: float, rounds: int, connections: int, smoke: bool
 ) -> Section:
     """Run ``workload``'s apps side by side; return its results, ratios and failures."""
-    reason = workload.skip()
-    if reason is not None:
-        return {"skipped": reason}
     bodies = workload.bodies()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(lua(bodies))
@@ -284,7 +276,6 @@ CPU = Workload(
     probe=cpu.body(1),  # also waits out the executions a finished load left queued
     timeout=30.0,  # 32 callers queue for 2 workers: ~1 s each, more on a busy machine
     health=True,
-    skip=cpu.missing,
     extra=cpu.concurrency,
     targets=[
         _no_failures("cpu"),

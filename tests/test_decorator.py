@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -260,3 +261,33 @@ DECORATOR_ERRORS: list[tuple[Callable[..., Any], str]] = [
 def test_decorator_rejects_what_it_cannot_honour(fn: Callable[..., Any], match: str) -> None:
     with pytest.raises(ToolDefinitionError, match=match):
         tool()(fn)
+
+
+@tool(name="in-a-worker", executor="process")
+def in_a_worker(word: str, *, context: ToolContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Runs whole in a process-pool worker."""
+    return {"pid": os.getpid(), "word": word, "execution_id": context.execution_id}
+
+
+async def test_executor_process_runs_the_decorated_function_in_another_process() -> None:
+    async with in_a_worker:
+        result = await in_a_worker.run({"word": "hi"}, execution_id="e-7")
+    assert result.ok, result
+    assert result.data["pid"] != os.getpid()
+    assert result.data | {"pid": 0} == {"pid": 0, "word": "hi", "execution_id": "e-7"}
+
+
+async def async_word(word: str) -> str:
+    """Async."""
+    return word
+
+
+def test_executor_process_is_refused_for_what_it_cannot_run() -> None:
+    def nested(word: str) -> str:
+        """Nested."""
+        return word
+
+    with pytest.raises(ToolDefinitionError, match="this execute is async"):
+        tool(executor="process")(async_word)
+    with pytest.raises(ToolDefinitionError, match=r"got test_executor_process_is_refused"):
+        tool(executor="process")(nested)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
-from ai_spine_tools._doctor import Finding, render
+from ai_spine_tools._doctor import Finding, _Samples, findings, render
 from ai_spine_tools.cli import main
+from ai_spine_tools.testing._report import LatencySummary, LoadTestReport
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
@@ -73,3 +75,49 @@ def test_render_orders_problems_before_warnings() -> None:
         },
     )
     assert text.index("1. broken") < text.index("2. slow-ish")
+
+
+def report_with(tool_metrics: dict[str, Any]) -> LoadTestReport:
+    return LoadTestReport(
+        target="t",
+        mode="in-process",
+        concurrent_users=4,
+        duration_s=1.0,
+        requests_limit=None,
+        think_time_s=(0.0, 0.0),
+        started_at="",
+        elapsed_s=1.0,
+        stopped_by="duration",
+        total_requests=500,
+        successes=500,
+        errors=0,
+        interrupted=0,
+        error_rate=0.0,
+        requests_per_second=500.0,
+        latency=LatencySummary(p50_ms=1.0, p99_ms=2.0),
+        tool_metrics=tool_metrics,
+    )
+
+
+def test_the_cpu_figure_is_a_share_of_one_core_and_of_the_cores() -> None:
+    point = {"resources": {"cpu_usage_percent": 150.0, "cpu_cores": 2}}
+    samples = _Samples()
+    samples.add(point)
+    sections = findings(report_with(point), {}, samples, {}, in_process=False)
+    text = sections["CPU"][0].text
+    assert text.startswith("CPU peaked at 150% of one core, 75% of the 2 cores")
+    assert "context.to_process" in text
+
+
+def test_a_busy_process_pool_is_reported_with_the_fix() -> None:
+    pool = {"max_size": 2, "size": 2, "busy": 2, "queued": 3, "restarts": 1, "crashes": 0}
+    point = {"resources": {"cpu_usage_percent": 10.0, "cpu_cores": 2}, "pools": {"processes": pool}}
+    samples = _Samples()
+    samples.add(point)
+    sections = findings(report_with(point), {}, samples, {}, in_process=False)
+    finding = next(f for f in sections["Pools and queue"] if "process pool" in f.text)
+    assert finding.level == "problem"
+    assert "2 of 2 workers busy at the peak, up to 3 calls waiting" in finding.text
+    assert "1 workers replaced (0 crashed" in finding.text
+    assert "AI_SPINE_PROCESS_WORKERS" in finding.fix
+    assert "pool's 2 workers are not counted" in sections["CPU"][0].text

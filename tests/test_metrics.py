@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from typing import Any
 
 import msgspec
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import weather
 from ai_spine_tools import Tool
-from ai_spine_tools._metrics import ToolMetrics
+from ai_spine_tools._metrics import CPUMeter, ToolMetrics, usable_cores
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from tools import observed
@@ -279,3 +280,51 @@ def test_a_snapshot_before_any_request_is_all_zeros() -> None:
     assert snapshot.requests["p99_ms"] == 0.0
     assert snapshot.errors == {"total": 0, "rate": 0.0, "by_code": {}}
     assert not math.isinf(snapshot.requests["max_ms"])
+
+
+def burn_cpu(stop: threading.Event) -> None:
+    while not stop.is_set():
+        sum(range(1000))
+
+
+def test_cpu_usage_read_back_to_back_never_exceeds_what_the_cores_can_do() -> None:
+    """Readings a moment apart once measured a 10 ms clock tick as 1000% (the doctor's 722% of
+    one core on a 2-core machine)."""
+    metrics = ToolMetrics()
+    stop = threading.Event()
+    burner = threading.Thread(target=burn_cpu, args=(stop,))
+    burner.start()
+    try:
+        readings = [metrics.resources() for _ in range(400)]
+    finally:
+        stop.set()
+        burner.join()
+    cores = readings[0]["cpu_cores"]
+    assert cores == usable_cores()
+    assert max(r["cpu_usage_percent"] for r in readings) <= 100.0 * cores
+
+
+@pytest.mark.parametrize(
+    ("readings", "expected"),
+    [
+        # (seconds after the baseline, CPU seconds used by then) -> the last percentage
+        ([(0.001, 0.01)], 0.0),  # one tick within a millisecond: too soon to measure
+        ([(0.5, 0.25)], 50.0),
+        ([(1.0, 2.0)], 200.0),  # both cores busy
+        ([(1.0, 9.0)], 200.0),  # never more than the cores can do
+        ([(1.0, 0.5), (1.2, 0.6)], 50.0),  # within the window: the last figure again
+        ([(1.0, 0.5), (2.0, 0.6)], 10.0),
+    ],
+)
+def test_cpu_meter_measures_over_a_window_and_within_the_cores(
+    readings: list[tuple[float, float]], expected: float
+) -> None:
+    clock = FakeClock()
+    meter = CPUMeter(cores=2, window=0.5, clock=clock)
+    start = clock.now
+    assert meter.percent(0.0) == 0.0  # the baseline
+    result = 0.0
+    for at, used in readings:
+        clock.now = start + at
+        result = meter.percent(used)
+    assert result == pytest.approx(expected)

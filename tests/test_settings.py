@@ -62,6 +62,8 @@ def test_defaults_need_no_environment() -> None:
         ({}, "max_concurrent_executions", 1000),
         ({"AI_SPINE_QUEUE_SIZE": "0"}, "queue_size", 0),
         ({"AI_SPINE_QUEUE_TIMEOUT": "5"}, "queue_timeout_ms", 5),
+        ({"AI_SPINE_PROCESS_WORKERS": "6"}, "process_workers", 6),
+        ({}, "process_workers", None),
     ],
 )
 def test_each_variable_is_read(environ: dict[str, str], attribute: str, value: object) -> None:
@@ -98,6 +100,9 @@ def test_each_variable_is_read(environ: dict[str, str], attribute: str, value: o
         ({"AI_SPINE_MAX_CONCURRENT_EXECUTIONS": "0"}, "AI_SPINE_MAX_CONCURRENT_EXECUTIONS"),
         ({"AI_SPINE_QUEUE_SIZE": "-1"}, "AI_SPINE_QUEUE_SIZE"),
         ({"AI_SPINE_QUEUE_TIMEOUT": "a while"}, "AI_SPINE_QUEUE_TIMEOUT"),
+        ({"AI_SPINE_PROCESS_WORKERS": "0"}, "AI_SPINE_PROCESS_WORKERS"),
+        ({"AI_SPINE_PROCESS_WORKERS": "two"}, "AI_SPINE_PROCESS_WORKERS"),
+        ({"AI_SPINE_PROCESS_WORKERS": "5000"}, "AI_SPINE_PROCESS_WORKERS"),
     ],
 )
 def test_bad_values_name_the_variable(environ: dict[str, str], variable: str) -> None:

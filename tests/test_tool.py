@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -344,6 +345,43 @@ async def test_sync_execute_runs_in_a_worker_thread() -> None:
     assert seen["loop"] is False
 
 
+def in_a_worker(
+    input: dict[str, Any], config: dict[str, Any], context: ToolContext
+) -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "city": input["city"],
+        "execution_id": context.execution_id,
+        "timeout_ms": context.timeout_ms,
+        "remaining": (context.remaining_ms() or 0) > 0,
+        "metadata": dict(context.metadata),
+        "debug": context.debug,
+        "aware": context.timestamp.tzinfo is not None,
+        "resources": context.resources,
+    }
+
+
+async def test_executor_process_runs_a_plain_def_in_another_process() -> None:
+    async with make_tool(in_a_worker, executor="process", setup=lambda: "pool") as tool:
+        assert tool.resources == "pool"
+        result = await tool.run(
+            {"city": "Quito"}, execution_id="e-1", metadata={"trace": "t"}, debug=True
+        )
+    assert result.ok, result
+    assert result.data["pid"] != os.getpid()
+    assert result.data | {"pid": 0} == {
+        "pid": 0,
+        "city": "Quito",
+        "execution_id": "e-1",
+        "timeout_ms": 25_000,
+        "remaining": True,
+        "metadata": {"trace": "t"},
+        "debug": True,
+        "aware": True,
+        "resources": None,  # setup's result lives in the server process
+    }
+
+
 async def test_sync_execute_exceptions_are_mapped_too() -> None:
     def execute(input: dict[str, Any]) -> None:
         raise QuotaExceededError("no quota")
@@ -524,6 +562,21 @@ async def _kw_only(input: dict[str, Any], *, required: str) -> None:
     return None
 
 
+def _sync_noop(input: dict[str, Any]) -> None:
+    return None
+
+
+async def _stream(input: dict[str, Any]) -> AsyncIterator[int]:
+    yield 1
+
+
+def _nested() -> Callable[[dict[str, Any]], None]:
+    def execute(input: dict[str, Any]) -> None:
+        return None
+
+    return execute
+
+
 DECLARATION_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"schema": {"output": {}}}, "schema takes 'input' and 'config'"),
     ({"schema": ["input"]}, "schema must be a mapping"),
@@ -537,6 +590,11 @@ DECLARATION_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"timeout_ms": 1.5}, "timeout_ms must be a positive integer"),
     ({"unknown_fields": "drop"}, "unknown_fields must be 'reject' or 'ignore'"),
     ({"metadata": {"name": "x"}}, "Invalid tool metadata"),
+    ({"execute": _sync_noop, "executor": "fork"}, "executor must be 'thread' or 'process'"),
+    ({"executor": "process"}, "executor='process' runs a plain def execute"),
+    ({"execute": _stream, "executor": "process"}, "this execute is async"),
+    ({"execute": lambda input: None, "executor": "process"}, "top level of a module"),
+    ({"execute": _nested(), "executor": "process"}, r"got _nested.<locals>.execute"),
 ]
 
 

@@ -3,7 +3,7 @@ with ``context.to_process`` (``AI_SPINE_PROCESS_WORKERS`` workers)."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from ai_spine_tools import ToolContext, create_tool, integer_field, string_field
 from bench.apps.cpu_work import chain
@@ -13,8 +13,7 @@ async def hash_chain(
     input: dict[str, Any], config: dict[str, Any], context: ToolContext
 ) -> dict[str, Any]:
     """Return the last digest of the seed's chain, computed in a worker process."""
-    # cast: to_process is being added to ToolContext; this checks before and after it lands.
-    digest = await cast(Any, context).to_process(chain, input["seed"], input["rounds"])
+    digest = await context.to_process(chain, input["seed"], input["rounds"])
     return {"seed": input["seed"], "rounds": input["rounds"], "digest": digest}
 
 

@@ -32,6 +32,7 @@ from ai_spine_tools.exceptions import (
     ServiceUnavailableError,
     ToolDefinitionError,
     ToolError,
+    UnpicklableError,
     UnsupportedContentTypeError,
     UpstreamConnectionError,
     UpstreamDecodeError,
@@ -40,6 +41,7 @@ from ai_spine_tools.exceptions import (
     UpstreamTimeoutError,
     ValidationError,
     ValidationIssue,
+    WorkerCrashedError,
 )
 from ai_spine_tools.fields import (
     api_key_field,
@@ -88,6 +90,7 @@ __all__ = [
     "ToolError",
     "ToolMetadata",
     "ToolResult",
+    "UnpicklableError",
     "UnsupportedContentTypeError",
     "UpstreamConnectionError",
     "UpstreamDecodeError",
@@ -96,6 +99,7 @@ __all__ = [
     "UpstreamTimeoutError",
     "ValidationError",
     "ValidationIssue",
+    "WorkerCrashedError",
     "__version__",
     "api_key_field",
     "array_field",

@@ -6,9 +6,9 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import msgspec
 
@@ -34,6 +34,8 @@ _RANDOM = os.urandom(10).hex()
 _PREFIX = f"{_RANDOM[:8]}-{_RANDOM[8:12]}-{_RANDOM[12:16]}-{_RANDOM[16:20]}-"
 _COUNTER = count(1)
 _progress_log = logging.getLogger("ai_spine_tools.progress")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def new_execution_id() -> str:
@@ -78,6 +80,7 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
     ``http`` the shared pooled HTTP client, ``report_progress()`` records progress.
     ``metrics`` is the tool's one registry of custom counters, gauges and timers
     (``with context.metrics.timer("database_query"): ...``; see ``CustomMetrics``).
+    ``await to_process(fn, *args)`` runs CPU-bound work in the server's process pool.
     A msgspec ``Struct`` rather than a dataclass: it is built for every request, in a third of
     the time.
     """
@@ -126,6 +129,33 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
         from ai_spine_tools._http import shared_client
 
         return shared_client()
+
+    async def to_process(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` in the server's process pool and return its result.
+
+        For CPU-bound work: it runs on another core while the event loop keeps serving.
+        ``fn`` is pickled by reference (a function defined at the top level of a module, the
+        tool's own file included), its arguments and result by value. The execution's deadline
+        applies: past it the call is dropped, and the worker running it is terminated and
+        replaced. An exception raised in the worker is raised here, its traceback as a note.
+        """
+        from ai_spine_tools._processes import shared_pool
+
+        return await shared_pool().run(fn, *args, **kwargs)
+
+    def snapshot(self) -> ToolContext:
+        """A picklable copy for a worker process: ids, timestamp, deadline and ``timeout_ms``,
+        security, metadata and debug; without ``resources``, ``cache`` and breakers, which
+        live in the server process (``executor="process"`` hands this to ``execute``)."""
+        return msgspec.structs.replace(
+            self,
+            resources=None,
+            cache=None,
+            breakers=None,
+            progress=None,
+            metrics=CustomMetrics(),
+            metadata=dict(self.metadata),
+        )
 
     def report_progress(self, done: int, total: int | None = None, **details: Any) -> None:
         """Record how far the execution has got: kept in ``progress`` and logged (at info level

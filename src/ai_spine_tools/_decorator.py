@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import inspect
 import types
 import typing
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import msgspec
 
 from ai_spine_tools._context import ToolContext
-from ai_spine_tools._tool import Tool, UnknownFields, create_tool
+from ai_spine_tools._tool import Executor, Tool, UnknownFields, create_tool
 from ai_spine_tools.exceptions import ToolDefinitionError
 from ai_spine_tools.fields import (
     ArrayField,
@@ -69,6 +70,7 @@ def tool(
     unknown_fields: UnknownFields = "reject",
     timeout_ms: int | None = None,
     cache: bool | Mapping[str, Any] | None = None,
+    executor: Executor = "thread",
     **metadata: Any,
 ) -> Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; each parameter becomes an input field.
@@ -78,7 +80,8 @@ def tool(
     ``Annotated[..., msgspec.Meta(...)]`` or by a field builder given in ``Annotated`` or as the
     default. A parameter without a default is required. Parameters named ``context`` (or hinted
     ``ToolContext``) and ``config`` receive the execution context and the resolved config.
-    ``cache`` turns on result caching as in ``create_tool``.
+    ``cache`` turns on result caching as in ``create_tool``; ``executor="process"`` runs a plain
+    ``def`` in the server's process pool, as there.
     """
 
     def build(fn: Callable[..., Any]) -> Tool:
@@ -128,6 +131,8 @@ def tool(
         execute: Callable[..., Any] = execute_async if is_async else execute_sync
         if inspect.isasyncgenfunction(fn):
             execute = execute_stream  # the server streams what it yields
+        elif executor == "process" and not is_async:
+            execute = _InProcess(fn, context_name=context_name, wants_config=wants_config)
 
         built = create_tool(
             metadata={
@@ -145,12 +150,49 @@ def tool(
             unknown_fields=unknown_fields,
             timeout_ms=timeout_ms,
             cache=cache,
+            executor=executor,
         )
         built.__doc__ = fn.__doc__
         built.__wrapped__ = fn  # type: ignore[attr-defined]
         return built
 
     return build
+
+
+class _InProcess:
+    """A decorated plain ``def`` as ``executor="process"`` runs it: pickled by the function's
+    name, which in its module now names the ``Tool`` the decorator returned, so a worker takes
+    the function back from that tool's ``__wrapped__``."""
+
+    def __init__(
+        self, fn: Callable[..., Any], *, context_name: str | None, wants_config: bool
+    ) -> None:
+        self.function = fn
+        self.__qualname__ = fn.__qualname__  # what create_tool checks: defined at module level
+        self.context_name = context_name
+        self.wants_config = wants_config
+
+    def __call__(self, input: dict[str, Any], cfg: dict[str, Any], context: ToolContext) -> Any:
+        kwargs = dict(input)
+        if self.context_name is not None:
+            kwargs[self.context_name] = context
+        if self.wants_config:
+            kwargs["config"] = cfg
+        return self.function(**kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        fn = self.function
+        return (_in_process, (fn.__module__, fn.__qualname__, self.context_name, self.wants_config))
+
+
+def _in_process(
+    module: str, qualname: str, context_name: str | None, wants_config: bool
+) -> _InProcess:
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    fn = getattr(found, "__wrapped__", found)  # the Tool, or the function itself if kept
+    return _InProcess(fn, context_name=context_name, wants_config=wants_config)
 
 
 def field_from_hint(hint: Any, default: Any, name: str) -> Field:

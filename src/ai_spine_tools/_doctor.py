@@ -154,8 +154,9 @@ def findings(
             rate >= TARGET_RPS,
             f"throughput {rate:,.0f} requests/s with {report.concurrent_users} users "
             f"(target: more than {TARGET_RPS:.0f})",
-            "find where the time goes with ai-spine profile; run more workers "
-            "(--workers) for CPU-bound tools",
+            "find where the time goes with ai-spine profile; for CPU-bound tools run the "
+            "work in processes (await context.to_process(fn, ...) or executor='process'; "
+            "README: CPU-bound work) and add workers (--workers)",
             priority=60,
         ),
         _check(
@@ -231,7 +232,10 @@ def findings(
                 f"worst lag {max_lag:,.0f} ms",
                 fix="a blocking call runs inside async execute: use an async library or "
                 "await asyncio.sleep, or declare execute with a plain def so it runs in the "
-                "thread pool (the server log names the call with AI_SPINE_BLOCKING_STACKS=true)",
+                "thread pool; CPU-bound work belongs in processes: await "
+                "context.to_process(fn, ...) or create_tool(..., executor='process') (README: "
+                "CPU-bound work). The server log names the call with "
+                "AI_SPINE_BLOCKING_STACKS=true",
                 priority=20,
             )
         ]
@@ -248,15 +252,31 @@ def findings(
         ]
     sections["Event loop"] = loop
     sections["Pools and queue"] = _pressure(after, samples)
-    cpu = samples.peak(lambda p: p["resources"]["cpu_usage_percent"])
-    sections["CPU"] = [
-        Finding(
-            level="info",
-            text=f"CPU peaked at {cpu:.0f}% of one core ({where}); where it goes: "
-            "ai-spine profile TOOL --duration 20 --out profile.svg",
-        )
-    ]
+    sections["CPU"] = [_cpu(after, samples, where)]
     return sections
+
+
+def _cpu(after: Mapping[str, Any], samples: _Samples, where: str) -> Finding:
+    """CPU use at its peak, as a share of one core and of the cores the server may use."""
+    cores = int(_get(after, "resources", "cpu_cores") or samples.peak(_cores) or 1)
+    peak = min(samples.peak(lambda p: p["resources"]["cpu_usage_percent"]), 100.0 * cores)
+    processes = _get(after, "pools", "processes")
+    pool = (
+        f"; the process pool's {processes.get('max_size', '?')} workers are not counted"
+        if isinstance(processes, Mapping)
+        else ""
+    )
+    return Finding(
+        level="info",
+        text=f"CPU peaked at {peak:.0f}% of one core, {peak / cores:.0f}% of the {cores} "
+        f"core{'s' if cores != 1 else ''} ({where}{pool}); where it goes: "
+        "ai-spine profile TOOL --duration 20 --out profile.svg; CPU-bound work runs on every "
+        "core with context.to_process or executor='process' (README: CPU-bound work)",
+    )
+
+
+def _cores(point: Mapping[str, Any]) -> Any:
+    return point["resources"]["cpu_cores"]
 
 
 def _pressure(after: Mapping[str, Any], samples: _Samples) -> list[Finding]:
@@ -278,6 +298,9 @@ def _pressure(after: Mapping[str, Any], samples: _Samples) -> list[Finding]:
     ]
     pools = _get(after, "pools") or {}
     for name, figures in sorted(pools.items()):
+        if "restarts" in figures:  # the process pool: workers, not connections
+            out.append(_process_pool(name, figures, samples))
+            continue
         wait = figures.get("acquire_wait_ms") or {}
         waiting = samples.peak(functools.partial(_pool_waiting, name))
         size = figures.get("max_size", figures.get("max_connections", "?"))
@@ -304,6 +327,22 @@ def _pressure(after: Mapping[str, Any], samples: _Samples) -> list[Finding]:
     if not pools:
         out.append(Finding(level="ok", text="connection pools: none in use"))
     return out
+
+
+def _process_pool(name: str, figures: Mapping[str, Any], samples: _Samples) -> Finding:
+    busy = samples.peak(lambda p: p["pools"][name]["busy"])
+    queued = samples.peak(lambda p: p["pools"][name]["queued"])
+    restarts = figures.get("restarts", 0) or 0
+    return _check(
+        not queued and not restarts,
+        f"process pool: {busy:.0f} of {figures.get('max_size', '?')} workers busy at the peak, "
+        f"up to {queued:.0f} calls waiting for one; {restarts} workers replaced "
+        f"({figures.get('crashes', 0)} crashed, the rest stopped past a deadline)",
+        "calls waited for a worker: raise AI_SPINE_PROCESS_WORKERS if cores are idle, or add "
+        "instances; replaced workers mean calls ran past their deadline (raise timeout_ms or "
+        "split the work) or crashed (see the server log)",
+        priority=25,
+    )
 
 
 def _pool_waiting(name: str, point: Mapping[str, Any]) -> Any:

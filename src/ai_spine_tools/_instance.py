@@ -46,6 +46,7 @@ _ONCE = frozenset(
         "recovery_timeout_s",
         "max_keys",
         "max_connections",
+        "cpu_cores",
         "ttl_seconds",
         "limit",
         "queue_size",

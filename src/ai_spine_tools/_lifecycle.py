@@ -10,6 +10,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ai_spine_tools._http import configure_http
+from ai_spine_tools._processes import configure_processes
 from ai_spine_tools._wire import Receive, Send
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             configure_http(max_connections=app.settings.max_connections)
+            configure_processes(workers=app.settings.process_workers)
             try:
                 await app.tool.start()
                 if app.mcp is not None:

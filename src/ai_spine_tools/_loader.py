@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from ai_spine_tools._processcalls import forget_file, remember_file
 from ai_spine_tools._tool import Tool
 from ai_spine_tools.exceptions import ToolDefinitionError
 
-__all__ = ["load_tool", "locate"]
+__all__ = ["import_file", "load_tool", "locate"]
 
 
 def load_tool(target: str) -> Tool:
@@ -65,25 +66,36 @@ def _import(spec: str) -> ModuleType:
             raise ToolDefinitionError(f"tool file {spec} does not exist")
         resolved = path.resolve()
         name = "ai_spine_tool_file_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
-        if name in sys.modules:
-            return sys.modules[name]
-        directory = str(resolved.parent)
-        if directory not in sys.path:
-            # Last, not first: a tool's neighbour named like a standard module (secrets.py,
-            # logging.py) must not replace it for the SDK and its libraries.
-            sys.path.append(directory)
-        module_spec = importlib.util.spec_from_file_location(name, resolved)
-        if module_spec is None or module_spec.loader is None:
-            raise ToolDefinitionError(f"cannot import {spec}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        return module
+        return import_file(str(resolved), name)
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         raise ToolDefinitionError(f"cannot import {spec!r}: {exc}") from None
+
+
+def import_file(path: str, name: str) -> ModuleType:
+    """Import the tool file at ``path`` as module ``name`` (once), with its folder on the path.
+
+    Process-pool workers import it again under the same name (see ``_processes``), so that the
+    functions of a tool file can be pickled by reference.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    directory = str(Path(path).parent)
+    if directory not in sys.path:
+        # Last, not first: a tool's neighbour named like a standard module (secrets.py,
+        # logging.py) must not replace it for the SDK and its libraries.
+        sys.path.append(directory)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ToolDefinitionError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    remember_file(name, path)
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        forget_file(name)
+        raise
+    return module

@@ -6,9 +6,10 @@ executions are in flight (so a stall is measured to within ``poll``) and every `
 seconds when idle; the per-request path pays nothing. When a ping is not answered within the
 threshold, the loop is stuck in synchronous code: the thread samples the loop thread's stack
 (``sys._current_frames()``), finds the tool whose ``execute`` is on it, and once the loop
-answers logs one warning per tool naming it and the fix (make the slow call async, or declare
-``execute`` sync so it runs in the thread pool), with the blocking stack when ``stacks`` is on
-(``ai-spine dev``, or ``AI_SPINE_BLOCKING_STACKS``).
+answers logs one warning per tool naming it and the fix (make the slow call async, declare
+``execute`` sync so it runs in the thread pool, or, for CPU-bound work, ``context.to_process`` or
+``executor="process"``), with the blocking stack when ``stacks`` is on (``ai-spine dev``, or
+``AI_SPINE_BLOCKING_STACKS``).
 """
 
 from __future__ import annotations
@@ -196,7 +197,10 @@ class LoopWatch:
                 "tool %r blocked the event loop for %.0f ms inside its async execute, so every "
                 "other request waited. Make the slow call async (an async client, "
                 "await asyncio.sleep), or declare execute with a plain def so it runs in the "
-                "thread pool. Logged once per tool.%s",
+                "thread pool. For CPU-bound work (hashing, parsing, number crunching) use "
+                "processes: await context.to_process(fn, ...) with fn defined at module level, "
+                "or create_tool(..., executor='process') with a plain def execute (README: "
+                "CPU-bound work). Logged once per tool.%s",
                 event.tool,
                 event.lag_ms,
                 where,

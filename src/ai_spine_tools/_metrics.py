@@ -10,6 +10,7 @@ reported as one (see ``_instance``).
 from __future__ import annotations
 
 import math
+import os
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -22,7 +23,14 @@ from ai_spine_tools._custom_metrics import CustomMetrics, CustomState
 from ai_spine_tools._histogram import EDGES, HistogramState, LatencyHistogram
 from ai_spine_tools._pools import pool_stats
 
-__all__ = ["LatencyHistogram", "MetricsSnapshot", "MetricsState", "ToolMetrics"]
+__all__ = [
+    "CPUMeter",
+    "LatencyHistogram",
+    "MetricsSnapshot",
+    "MetricsState",
+    "ToolMetrics",
+    "usable_cores",
+]
 
 _WINDOW = 60
 
@@ -33,7 +41,8 @@ class MetricsSnapshot:
 
     ``requests``: total, rate_per_second (over the last minute), avg_response_time_ms,
     p50_ms/p95_ms/p99_ms, max_ms. ``errors``: total, rate (errors per request), by_code.
-    ``resources``: memory_usage_bytes (RSS), cpu_usage_percent, cpu_seconds_total, threads.
+    ``resources``: memory_usage_bytes (RSS), cpu_usage_percent (of one core, at most 100 times
+    cpu_cores), cpu_seconds_total, cpu_cores, threads.
     ``cache``: hit_rate and per-level figures. ``custom``: what the tool recorded through
     ``context.metrics``. ``workers``: how many worker processes the figures add up.
     """
@@ -91,6 +100,7 @@ class ToolMetrics:
         self._stamps = [-1] * _WINDOW
         self.custom = CustomMetrics()
         self._process: Any = None
+        self._cpu: CPUMeter = CPUMeter(cores=1)  # sized on first reading (psutil is lazy)
         self.breakers: Any = None  # the tool's BreakerRegistry
         self.concurrency: Callable[[], dict[str, Any]] | None = None  # set by the server
         self.cache_stats: Callable[[], dict[str, Any]] | None = None  # set by the tool
@@ -247,19 +257,70 @@ class ToolMetrics:
         return out
 
     def resources(self) -> dict[str, Any]:
-        """Memory (RSS), CPU use since the last reading, CPU time and threads of this process."""
+        """Memory (RSS), CPU use over the last half second or more (% of one core, at most
+        100 times ``cpu_cores``), CPU time and threads of this process."""
         import psutil
 
         if self._process is None:
             self._process = psutil.Process()
-            self._process.cpu_percent(None)  # the first reading only sets the baseline
+            self._cpu = CPUMeter(cores=usable_cores())
         process = self._process
         with process.oneshot():
             times = process.cpu_times()
+            used = times.user + times.system
             return {
                 "memory_usage_bytes": process.memory_info().rss,
-                "cpu_usage_percent": process.cpu_percent(None),
-                "cpu_seconds_total": round(times.user + times.system, 3),
+                "cpu_usage_percent": round(self._cpu.percent(used), 1),
+                "cpu_seconds_total": round(used, 3),
+                "cpu_cores": self._cpu.cores,
                 "threads": process.num_threads(),
                 **({} if self.diagnostics is None else self.diagnostics()),
             }
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+class CPUMeter:
+    """A process's CPU use as a percentage of one core, over a window of at least ``window``
+    seconds.
+
+    psutil's ``cpu_percent(None)`` measures since its previous call, whoever made it; the kernel
+    counts CPU time in 10 ms ticks, so two readings a millisecond apart (``/metrics`` read right
+    after ``get_metrics()``) turned one tick into 1000%: the doctor reported 722% of one core
+    on a 2-core machine. A reading sooner than ``window`` after the last one repeats it, and a
+    reading never exceeds what ``cores`` can do.
+    """
+
+    def __init__(
+        self,
+        *,
+        cores: int,
+        window: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cores = max(1, cores)
+        self.window = window
+        self._clock = clock
+        self._since: float | None = None
+        self._used = 0.0
+        self._last = 0.0
+
+    def percent(self, cpu_seconds: float) -> float:
+        """The CPU use since the previous window, given this process's CPU seconds so far."""
+        now = self._clock()
+        if self._since is None:  # the first reading sets the baseline
+            self._since, self._used = now, cpu_seconds
+            return 0.0
+        elapsed = now - self._since
+        if elapsed < self.window:
+            return self._last
+        busy = max(0.0, cpu_seconds - self._used) / elapsed * 100.0
+        self._last = min(busy, 100.0 * self.cores)
+        self._since, self._used = now, cpu_seconds
+        return self._last

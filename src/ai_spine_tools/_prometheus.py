@@ -19,7 +19,8 @@ instance when it runs several workers), turned into conventionally named familie
 - pools: ``ai_spine_pool_connections{tool,pool,state}`` (idle, in_use), ``ai_spine_pool_size``,
   ``ai_spine_pool_max_size``, ``ai_spine_pool_waiting``, ``ai_spine_pool_acquired_total``,
   ``ai_spine_pool_acquire_timeouts_total``, ``ai_spine_pool_acquire_wait_avg_seconds`` and
-  ``_max_seconds``;
+  ``_max_seconds``; for the process pool also ``ai_spine_pool_busy`` and
+  ``ai_spine_pool_restarts_total`` (its ``waiting`` is the calls queued for a worker);
 - diagnostics: ``ai_spine_event_loop_lag_seconds`` (the last check),
   ``ai_spine_event_loop_lag_max_seconds``, ``ai_spine_event_loop_blocked_total``,
   ``ai_spine_requests_concurrency_limit``;
@@ -239,7 +240,7 @@ class _Collector:
         size = GaugeMetricFamily("ai_spine_pool_size", "Open pooled connections", labels=labels)
         most = GaugeMetricFamily("ai_spine_pool_max_size", "Pool size limit", labels=labels)
         waiting = GaugeMetricFamily(
-            "ai_spine_pool_waiting", "Callers waiting for a connection", labels=labels
+            "ai_spine_pool_waiting", "Callers waiting for a connection or worker", labels=labels
         )
         acquired = CounterMetricFamily(
             "ai_spine_pool_acquired", "Connections handed out", labels=labels
@@ -257,14 +258,24 @@ class _Collector:
             "Longest wait to get a pooled connection",
             labels=labels,
         )
+        busy = GaugeMetricFamily(
+            "ai_spine_pool_busy", "Process-pool workers running a call", labels=labels
+        )
+        restarts = CounterMetricFamily(
+            "ai_spine_pool_restarts",
+            "Process-pool workers replaced (stopped past a deadline, or crashed)",
+            labels=labels,
+        )
         for name, figures in pools.items():
             pool = [self.tool, name]
+            _add(busy, pool, figures, "busy")
+            _add(restarts, pool, figures, "restarts")
             for key in ("idle", "in_use"):
                 if key in figures:
                     connections.add_metric([*pool, key], figures[key])
             _add(size, pool, figures, "size", "open")
             _add(most, pool, figures, "max_size", "max_connections")
-            _add(waiting, pool, figures, "waiting")
+            _add(waiting, pool, figures, "waiting", "queued")
             _add(acquired, pool, figures, "acquired")
             _add(timeouts, pool, figures, "acquire_timeouts")
             wait = figures.get("acquire_wait_ms")
@@ -272,6 +283,7 @@ class _Collector:
                 wait_avg.add_metric(pool, wait.get("avg", 0.0) / 1000.0)
                 wait_max.add_metric(pool, wait.get("max", 0.0) / 1000.0)
         yield from (connections, size, most, waiting, acquired, timeouts, wait_avg, wait_max)
+        yield from (family for family in (busy, restarts) if family.samples)
 
     def _process(self, resources: dict[str, Any]) -> Iterator[Metric]:
         if not resources:

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from ai_spine_tools.exceptions import ServerConfigurationError
 
-__all__ = ["DOCUMENTED_SETTINGS", "ServerSettings"]
+__all__ = ["DOCUMENTED_SETTINGS", "ServerSettings", "process_workers_from_env"]
 
 T = TypeVar("T")
 PUBLIC_ROUTE_CHOICES = ("/metrics", "/schema", "/dashboard")
@@ -78,7 +78,9 @@ class ServerSettings:
         (``AI_SPINE_BLOCKING_THRESHOLD_MS``, 100), blocking_stacks (``AI_SPINE_BLOCKING_STACKS``,
         false; on in ``ai-spine dev``), leak_slope_mb (``AI_SPINE_LEAK_SLOPE_MB``, 1.0: MB per
         1000 requests), leak_sample_interval_s (``AI_SPINE_LEAK_SAMPLE_INTERVAL``, 5),
-        pool_wait_warning_ms (``AI_SPINE_POOL_WAIT_WARNING_MS``, 100).
+        pool_wait_warning_ms (``AI_SPINE_POOL_WAIT_WARNING_MS``, 100),
+        process_workers (``AI_SPINE_PROCESS_WORKERS``, the number of cores): the size of the
+        process pool of ``context.to_process`` and ``executor="process"``, per worker process.
     """
 
     host: str = "0.0.0.0"
@@ -130,6 +132,7 @@ class ServerSettings:
     leak_slope_mb: float = 1.0
     leak_sample_interval_s: float = 5.0
     pool_wait_warning_ms: int = 100
+    process_workers: int | None = None  # None: one per core (see _processes)
 
     def __post_init__(self) -> None:
         if self.require_auth and not self.auth_enabled:
@@ -255,7 +258,14 @@ class ServerSettings:
             pool_wait_warning_ms=read(
                 "AI_SPINE_POOL_WAIT_WARNING_MS", _int_between(1, 600_000), cls.pool_wait_warning_ms
             ),
+            process_workers=process_workers_from_env(env),
         )
+
+
+def process_workers_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """``AI_SPINE_PROCESS_WORKERS`` (``None`` when unset); a bad value raises naming it."""
+    read = _Reader(os.environ if environ is None else environ)
+    return read("AI_SPINE_PROCESS_WORKERS", _int_between(1, 1024), None)
 
 
 class _Reader:
@@ -406,6 +416,7 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_LEAK_SLOPE_MB", "1.0", "RSS growth per 1000 requests that degrades /health (MB)"),
     ("AI_SPINE_LEAK_SAMPLE_INTERVAL", "5", "Seconds between RSS samples of the leak watch"),
     ("AI_SPINE_POOL_WAIT_WARNING_MS", "100", "Warn when a pooled connection takes longer to get"),
+    ("AI_SPINE_PROCESS_WORKERS", "", "Process pool size for CPU-bound work (empty: one per CPU)"),
     ("DATABASE_URL", "", "PostgreSQL for ai_spine_tools.postgres.PostgresPool.from_env()"),
     ("DB_POOL_MIN", "5", "Connections the PostgreSQL pool keeps open"),
     ("DB_POOL_MAX", "20", "Most connections the PostgreSQL pool opens"),

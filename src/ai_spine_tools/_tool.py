@@ -20,6 +20,7 @@ from ai_spine_tools._deadlines import deadlines
 from ai_spine_tools._http import close_shared_client
 from ai_spine_tools._metadata import ToolMetadata
 from ai_spine_tools._metrics import MetricsSnapshot, ToolMetrics
+from ai_spine_tools._processes import shutdown_shared_pool
 from ai_spine_tools._result import ToolResult, normalise_result
 from ai_spine_tools._schema import Schema
 from ai_spine_tools.cache import CacheOptions, ToolCache
@@ -31,7 +32,7 @@ from ai_spine_tools.exceptions import (
 )
 from ai_spine_tools.fields import Field, as_field
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "Tool", "create_tool"]
+__all__ = ["DEFAULT_TIMEOUT_MS", "Executor", "Tool", "create_tool"]
 
 logger = logging.getLogger("ai_spine_tools")
 
@@ -40,6 +41,7 @@ DEFAULT_TIMEOUT_MS = 25_000
 
 Execute = Callable[..., Any]
 UnknownFields = Literal["reject", "ignore"]
+Executor = Literal["thread", "process"]
 
 
 class Tool:
@@ -64,6 +66,7 @@ class Tool:
         timeout_ms: int | None = None,
         max_threads: int | None = None,
         cache: bool | Mapping[str, Any] | CacheOptions | None = None,
+        executor: Executor = "thread",
     ) -> None:
         if not callable(execute):
             raise ToolDefinitionError(f"execute must be callable (got {execute!r})")
@@ -84,6 +87,9 @@ class Tool:
         self.timeout_ms = timeout_ms
         self._execute, self._arity = execute, _positional_arity(execute, "execute", 3)
         self._is_async = _is_async(execute)
+        self.executor: Executor = _check_executor(executor, execute, is_async=self._is_async)
+        """Where a plain ``def execute`` runs: ``"thread"`` (the thread pool) or ``"process"``
+        (the server's process pool, see ``_processes``)."""
         self.streams = _is_stream(execute)
         """True when ``execute`` is an async generator: the server streams what it yields."""
         if self.streams:  # in-process runs collect the stream: {"items": [...]}
@@ -157,6 +163,7 @@ class Tool:
         finally:
             self._release_threads()
             await close_shared_client()
+            shutdown_shared_pool()
 
     def _release_threads(self) -> None:
         if self._threads is not None:
@@ -248,6 +255,8 @@ class Tool:
         try:
             if self._is_async:
                 value = await self._execute(*args)
+            elif self.executor == "process":
+                value = await self._in_process(args)
             else:
                 value = await self._in_thread(self._execute, *args)
                 if inspect.isawaitable(value):  # a sync function that returned a coroutine
@@ -343,6 +352,14 @@ class Tool:
         result = await self._in_thread(fn, *args)
         return await result if inspect.isawaitable(result) else result
 
+    async def _in_process(self, args: tuple[Any, ...]) -> Any:
+        from ai_spine_tools._processes import shared_pool
+
+        if len(args) == 3:  # the context's snapshot: what makes sense in another process
+            args = (args[0], args[1], args[2].snapshot())
+        role = f"tool {self.name!r} (executor='process')"
+        return await shared_pool().call(self._execute, args, {}, role=role)
+
     def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(
@@ -364,6 +381,7 @@ def create_tool(
     timeout_ms: int | None = None,
     max_threads: int | None = None,
     cache: bool | Mapping[str, Any] | CacheOptions | None = None,
+    executor: Executor = "thread",
 ) -> Tool:
     """Declare a tool from metadata, a schema of input and config fields, and its functions.
 
@@ -377,6 +395,11 @@ def create_tool(
     cache successful results, keyed by the validated input and the config fields in
     ``vary_config``; a ``cache_enabled`` (or ``cacheEnabled``) config field switches it per
     request. ``tool.cache`` invalidates them.
+
+    ``executor="process"`` runs a plain ``def execute`` in the server's process pool (for
+    CPU-bound work; ``"thread"``, the default, runs it in the thread pool): it must be defined
+    at the top level of a module, and gets ``input``, ``config`` and a picklable snapshot of
+    the context (see ``ToolContext.snapshot``).
     """
     schema = schema or {}
     if not isinstance(schema, Mapping):
@@ -398,6 +421,7 @@ def create_tool(
         timeout_ms=timeout_ms,
         max_threads=max_threads,
         cache=cache,
+        executor=executor,
     )
 
 
@@ -424,6 +448,27 @@ def _collect_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Awai
         return {"items": [item async for item in fn(*args)]}
 
     return collected
+
+
+def _check_executor(executor: Any, execute: Execute, *, is_async: bool) -> Executor:
+    """Refuse an executor that cannot run ``execute``, when the tool is declared."""
+    if executor == "thread":
+        return "thread"
+    if executor != "process":
+        raise ToolDefinitionError(f"executor must be 'thread' or 'process' (got {executor!r})")
+    if is_async or _is_stream(execute):
+        raise ToolDefinitionError(
+            "executor='process' runs a plain def execute in a worker process; this execute is "
+            "async (it runs on the event loop already: await context.to_process(fn, ...) in it "
+            "for its CPU-bound part, or make it a plain def)"
+        )
+    qualname = getattr(execute, "__qualname__", "")
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise ToolDefinitionError(
+            f"executor='process' pickles execute by reference to send it to a worker process: "
+            f"define it with def at the top level of a module (got {qualname})"
+        )
+    return "process"
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

@@ -20,6 +20,8 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     ├── RateLimitError                 RATE_LIMIT_EXCEEDED    429  retryable
     ├── HeadersTooLargeError           HEADERS_TOO_LARGE      431
     ├── ExecutionError                 EXECUTION_ERROR        500
+    │   ├── UnpicklableError (TypeError) EXECUTION_ERROR      500  (a to_process call or result)
+    │   └── WorkerCrashedError         EXECUTION_ERROR        500  (a process-pool worker died)
     ├── ServiceUnavailableError        SERVICE_UNAVAILABLE    503  retryable
     │   ├── CircuitOpenError           CIRCUIT_OPEN           503  retryable
     │   └── OverloadedError            OVERLOADED             503  retryable
@@ -59,6 +61,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ToolDefinitionError",
     "ToolError",
+    "UnpicklableError",
     "UnsupportedContentTypeError",
     "UpstreamConnectionError",
     "UpstreamDecodeError",
@@ -67,6 +70,7 @@ __all__ = [
     "UpstreamTimeoutError",
     "ValidationError",
     "ValidationIssue",
+    "WorkerCrashedError",
     "status_for",
 ]
 
@@ -275,6 +279,16 @@ class RateLimitError(ToolError):
 
 class ExecutionError(ToolError):
     """The tool failed while executing."""
+
+
+class UnpicklableError(ExecutionError, TypeError):
+    """A call sent to the process pool (its function, an argument or its result) cannot be
+    pickled; the message says which and what must be picklable."""
+
+
+class WorkerCrashedError(ExecutionError):
+    """The process-pool worker running a call died (a crash, ``os._exit``, a kill); the pool
+    replaces it."""
 
 
 class ServiceUnavailableError(ToolError):
