@@ -146,7 +146,7 @@ async def test_an_unreachable_upstream_is_a_connection_error(client: HTTPClient)
         await client.get(_dead_url())
     error = caught.value
     assert isinstance(error, ConnectionError)
-    assert (error.code, error.status, error.retryable) == ("UPSTREAM_UNAVAILABLE", 502, True)
+    assert (error.code, error.status, error.retryable) == ("UPSTREAM_UNAVAILABLE", 503, True)
     assert "secret" not in error.message
 
 

@@ -29,7 +29,7 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
         ├── UpstreamStatusError        UPSTREAM_ERROR         502  retryable for 408/425/429/5xx
         ├── UpstreamDecodeError (ValueError) UPSTREAM_ERROR   502  (.json() of a body not JSON)
         ├── UpstreamConnectionError (ConnectionError)
-        │                              UPSTREAM_UNAVAILABLE   502  retryable
+        │                              UPSTREAM_UNAVAILABLE   503  retryable
         └── UpstreamTimeoutError (TimeoutError)
                                        UPSTREAM_TIMEOUT       504  retryable
 
@@ -351,6 +351,7 @@ class UpstreamConnectionError(UpstreamError, ConnectionError):
     connection."""
 
     code = "UPSTREAM_UNAVAILABLE"
+    status = 503
     retryable = True
 
 
