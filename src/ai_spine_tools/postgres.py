@@ -255,7 +255,9 @@ class PostgresPool:
             raise ServiceUnavailableError("The database pool is closed", retry_after_ms=1000)
         epoch = self.breaker._admit()
         try:
-            pool = self._pool or await self._connect()
+            pool = self._pool
+            if pool is None:
+                pool = await self._connect()
             if self.in_use < self.max_size:  # places are handed over: nobody waits for this one
                 self.in_use += 1
             else:
