@@ -240,7 +240,11 @@ async def test_redis_waits_for_a_connection_only_while_all_are_in_use() -> None:
         await cache.set("k", "v", ttl=60)
         # 50 concurrent reads share the one connection: each waits for the one before it.
         assert await asyncio.gather(*(cache.get("k") for _ in range(50))) == ["v"] * 50
-        held = asyncio.create_task(cache.client.blpop([cache.key_prefix + "empty"], timeout=0.5))
+
+        async def hold() -> Any:
+            return await cache.client.blpop([cache.key_prefix + "empty"], timeout=0.5)
+
+        held = asyncio.create_task(hold())
         await asyncio.sleep(0.05)  # BLPOP holds the only connection for half a second
         with pytest.raises(CacheError, match="No connection available"):
             await cache.get("k")
