@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds")
     parser.add_argument("--calls", type=int, default=1600, help="calls per side per round")
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help=f"default: {RESULTS} (none with --smoke)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.calls, args.rounds = 160, 3
@@ -426,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:20} ours/bare {figures['ratio_cpu']:.3f} by CPU, {figures['ratio_wall']:.3f} "
             f"by wall time; CPU µs a call {figures['cpu_us']}"
         )
-    if not args.smoke:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    out = args.out or (None if args.smoke else RESULTS)
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -432,6 +432,8 @@ async def test_with_l1_ttl_0_an_invalidation_on_one_app_is_seen_at_once_by_the_o
         assert kept == (0, 0)  # no result was kept in either app's memory
         assert (len(runs_a), len(runs_b)) == (1, 1)  # B ran it again, after the invalidation
         assert stats["l2"]["hits"] == 4  # every hit was read from Redis
+        # The remembered body missed, then its lookup by key: two misses overall.
+        assert (stats["hits"], stats["misses"], stats["l1"]["misses"]) == (4, 2, 0)
         assert stats["results"]["hits"] == 4
     else:
         assert (len(runs_a), len(runs_b)) == (1, 0)

@@ -246,7 +246,8 @@ class PostgresPool:
     # own pool.fetchrow (CPU per call). When every place is taken, callers queue for one (first
     # come, first served) with one timer each; a caller done with its connection hands its place
     # to the first in the queue. With places, ``python -m bench.pools`` measures fetchrow at
-    # 1.0-1.1 of asyncpg's pool.fetchrow, and at 0.95 with 32 callers on 10 connections.
+    # 0.96-0.98 of asyncpg's pool.fetchrow (0.77-0.81 before), and at 0.89 with 32 callers on
+    # 10 connections (0.75-0.78 before).
 
     async def _lend(self) -> tuple[int, Any, Any]:
         """Admit a caller through the breaker, take a place (waiting up to ``acquire_timeout``

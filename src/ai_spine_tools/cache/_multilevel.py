@@ -69,6 +69,7 @@ class MultiLevelCache:
         self._redis = self.l2 if isinstance(self.l2, RedisCache) else None
         self.last_error: str | None = None
         self.l2_hits = self.l2_misses = self.l2_errors = self.l2_skipped = 0
+        self._l2_only = 0  # lookups that read L2 without reading L1 first
 
     @property
     def degraded(self) -> bool:
@@ -84,11 +85,20 @@ class MultiLevelCache:
             return value
         return await self.get_shared(key)
 
-    async def get_shared(self, key: str, *, decode: Callable[[bytes], Any] | None = None) -> Any:
+    async def get_shared(
+        self,
+        key: str,
+        *,
+        decode: Callable[[bytes], Any] | None = None,
+        after_l1: bool = True,
+    ) -> Any:
         """Return the value from L2 alone (copying it into L1), or ``None``; L1 is not read.
 
         ``decode`` reads the stored JSON when L2 is a ``RedisCache`` (see ``RedisCache.get``).
+        ``after_l1``: the caller missed in L1 first (the overall figures count one lookup).
         """
+        if not after_l1:
+            self._l2_only += 1
         l2 = self.l2
         if l2 is None or not self._l2_usable():
             return None
@@ -195,7 +205,8 @@ class MultiLevelCache:
         """Hits, misses and hit rate overall and per level; evictions; L2 errors."""
         l1 = self.l1.stats()
         hits = self.l1.hits + self.l2_hits
-        misses = self.l1.misses - self.l2_hits  # an L1 miss answered by L2 is a hit overall
+        # An L1 miss answered by L2 is a hit overall.
+        misses = self.l1.misses + self._l2_only - self.l2_hits
         out: dict[str, Any] = {
             "backend": "memory" if self.l2 is None else "memory+redis",
             "hits": hits,
