@@ -1,7 +1,8 @@
 """Pool pressure: a warning when getting a pooled connection takes longer than a threshold.
 
-Pools call ``note_wait(name, waited_ms, stats)`` after each acquisition (``PostgresPool`` and
-the shared HTTP client do); a wait past ``AI_SPINE_POOL_WAIT_WARNING_MS`` (100 ms, set by the
+Pools call ``note_wait(name, waited_ms, stats)`` after each wait for a connection
+(``PostgresPool`` when a caller had to queue, the shared HTTP client after each acquisition,
+both through ``AcquireWaits``); a wait past ``AI_SPINE_POOL_WAIT_WARNING_MS`` (100 ms, set by the
 server at start-up) logs a warning naming the pool, the wait and its figures, at most once a
 minute per pool, so a pool that is too small for the load says so without flooding the log.
 The figures themselves (wait avg and max, waiting callers) are in ``/metrics`` under ``pools``.
