@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from ai_spine_tools.cache import CacheError, MemoryCache, MultiLevelCache, RedisCache
@@ -214,6 +216,45 @@ async def test_redis_clear_stays_within_its_prefix(redis_cache: RedisCache) -> N
         await neighbour.close()
 
 
+async def test_redis_get_reads_the_stored_json_with_the_given_decoder(
+    redis_cache: RedisCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = msgspec.json.Decoder(tuple[float, msgspec.Raw]).decode
+    await redis_cache.set("entry", [1.5, {"b": 1, "a": [2]}], ttl=60)
+    await redis_cache.set("other", {"not": "an entry"}, ttl=60)
+    stamp, output = await redis_cache.get("entry", decode=entry)
+    assert (stamp, bytes(output)) == (1.5, b'{"b":1,"a":[2]}')  # the stored bytes, as they are
+    value, left = await redis_cache.get_with_ttl("entry", decode=entry)
+    assert value[0] == 1.5
+    assert left is not None
+    with caplog.at_level(logging.WARNING, logger="ai_spine_tools.cache"):
+        assert await redis_cache.get("other", decode=entry) is None  # rejected: a miss
+    assert "cannot be read" in caplog.text
+    assert (redis_cache.hits, redis_cache.misses) == (2, 1)
+
+
+async def test_redis_waits_for_a_connection_only_while_all_are_in_use() -> None:
+    cache = RedisCache(shared_redis(), key_prefix=unique_prefix(), max_connections=1)
+    cache.pool.timeout = 0.2  # the wait for a free connection (command_timeout, 1 s, for the rest)
+    try:
+        await cache.set("k", "v", ttl=60)
+        # 50 concurrent reads share the one connection: each waits for the one before it.
+        assert await asyncio.gather(*(cache.get("k") for _ in range(50))) == ["v"] * 50
+
+        async def hold() -> Any:
+            return await cache.client.blpop([cache.key_prefix + "empty"], timeout=0.5)
+
+        held = asyncio.create_task(hold())
+        await asyncio.sleep(0.05)  # BLPOP holds the only connection for half a second
+        with pytest.raises(CacheError, match="No connection available"):
+            await cache.get("k")
+        assert await held is None
+        assert await cache.get("k") == "v"  # the connection is back, and free
+    finally:
+        await cache.clear()
+        await cache.close()
+
+
 async def test_redis_failure_raises_cache_error() -> None:
     cache = unreachable()
     with pytest.raises(CacheError, match="Redis GET failed"):
@@ -316,6 +357,28 @@ async def test_multilevel_caps_the_memory_ttl_of_writes(clock: Clock) -> None:
     await cache.set("long", 1, ttl=3600)
     await cache.set("short", 1, ttl=10)
     assert (cache.l1.remaining_ttl("long"), cache.l1.remaining_ttl("short")) == (300, 10)
+
+
+async def test_multilevel_with_l1_ttl_0_keeps_nothing_in_memory(
+    two_instances: tuple[MultiLevelCache, MultiLevelCache],
+) -> None:
+    a, b = two_instances
+    for cache in (a, b):
+        cache.l1_ttl = cache.backfill_ttl = 0
+    await a.set("forecast:oslo", {"temperature": -3}, ttl=600)
+    assert await b.get("forecast:oslo") == {"temperature": -3}  # from Redis
+    assert await b.get("forecast:oslo") == {"temperature": -3}  # from Redis again
+    assert (len(a.l1), len(b.l1)) == (0, 0)  # 0 never means "no expiry" here
+    assert await a.delete("forecast:oslo") is True
+    assert await b.get("forecast:oslo") is None  # seen at once by the other instance
+    assert b.stats()["l2"]["hits"] == 2
+
+
+async def test_multilevel_without_l2_keeps_values_in_memory_whatever_l1_ttl(clock: Clock) -> None:
+    cache = MultiLevelCache(MemoryCache(clock=clock), None, l1_ttl=0, clock=clock)
+    await cache.set("only", 1, ttl=30)
+    assert cache.l1.remaining_ttl("only") == 30  # memory is the only level
+    assert await cache.get("only") == 1
 
 
 async def test_multilevel_serves_from_memory_when_redis_is_unreachable(clock: Clock) -> None:

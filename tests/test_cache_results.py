@@ -406,6 +406,66 @@ async def test_with_redis_a_result_is_shared_between_apps() -> None:
     assert health.json["checks"]["cache"] == {"status": "ok", "backend": "memory+redis"}
 
 
+@pytest.mark.parametrize(("l1_ttl", "after_invalidation"), [(0, "MISS"), (60, "HIT")])
+async def test_with_l1_ttl_0_an_invalidation_on_one_app_is_seen_at_once_by_the_other(
+    l1_ttl: float, after_invalidation: str
+) -> None:
+    settings = {"redis_url": shared_redis(), "redis_prefix": unique_prefix()}
+    a, runs_a = counting_tool(cache={"ttl": 600, "l1_ttl": l1_ttl})
+    b, runs_b = counting_tool(cache={"ttl": 600, "l1_ttl": l1_ttl})
+    body = b'{"input_data": {"city": "Accra"}}'
+    async with client(a, **settings) as ca, client(b, **settings) as cb:
+        first = await ca.post("/api/execute", content=body)
+        hits = [await cb.post("/api/execute", content=body) for _ in range(3)]  # from Redis
+        assert await a.cache.invalidate({"city": "Accra"}) is True
+        again = await cb.post("/api/execute", content=body)  # the same bytes: remembered
+        again_by_input = await cb.execute({"city": "Accra"})
+        stats = b.cache.stats()
+        kept = (len(a.cache.memory), len(b.cache.memory))
+        await a.cache.invalidate_all()
+    assert first.headers["X-Cache"] == "MISS"
+    assert [r.headers["X-Cache"] for r in hits] == ["HIT"] * 3
+    assert hits[2].output_data == first.output_data
+    assert again.headers["X-Cache"] == after_invalidation  # with 60 s, B's memory is stale
+    assert again_by_input.headers["X-Cache"] == "HIT"
+    if l1_ttl == 0:
+        assert kept == (0, 0)  # no result was kept in either app's memory
+        assert (len(runs_a), len(runs_b)) == (1, 1)  # B ran it again, after the invalidation
+        assert stats["l2"]["hits"] == 4  # every hit was read from Redis
+        # The remembered body missed, then its lookup by key: two misses overall.
+        assert (stats["hits"], stats["misses"], stats["l1"]["misses"]) == (4, 2, 0)
+        assert stats["results"]["hits"] == 4
+    else:
+        assert (len(runs_a), len(runs_b)) == (1, 0)
+
+
+async def test_with_l1_ttl_0_and_no_redis_results_stay_in_memory() -> None:
+    made, runs = counting_tool(cache={"ttl": 600, "l1_ttl": 0})
+    async with client(made) as c:
+        replies = [await c.execute({"city": "Cusco"}) for _ in range(2)]
+    assert [r.headers["X-Cache"] for r in replies] == ["MISS", "HIT"]
+    assert len(runs) == 1
+    assert made.cache.in_memory is True
+
+
+async def test_a_result_read_from_redis_is_sent_as_stored() -> None:
+    settings = {"redis_url": shared_redis(), "redis_prefix": unique_prefix()}
+    made, _ = counting_tool(cache={"ttl": 600, "l1_ttl": 0})
+    async with client(made, **settings) as c:
+        first = await c.execute({"city": "Lagos"})
+        key = first.json["cache"]["key"]
+        redis = made.cache.store.l2
+        # An entry written by another instance, its output bytes spelled their own way.
+        await redis.client.set(
+            settings["redis_prefix"] + key,
+            b'[1700000000.5, {"city" : "Lagos",  "run": 1.50}, {"source": "elsewhere"}]',
+        )
+        hit = await c.execute({"city": "Lagos"})
+    assert hit.headers["X-Cache"] == "HIT"
+    assert b'"output_data":{"city" : "Lagos",  "run": 1.50}' in hit.content
+    assert hit.json["metadata"] == {"source": "elsewhere"}
+
+
 @pytest.mark.parametrize(("cache", "documented"), [(True, True), (None, False)])
 async def test_schema_documents_the_cache_block_when_results_are_cached(
     cache: Any, documented: bool

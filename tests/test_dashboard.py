@@ -3,7 +3,9 @@ Content-Security-Policy, and a real headless browser that finds its charts drawn
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
 import re
 import shutil
@@ -14,12 +16,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import weather
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
+from ai_spine_tools.testing._http1 import HTTP1Pool
 from serverproc import TOOLS, running_server
 
 KEY = "dashboard-key-0123456789abcdef"
@@ -141,13 +143,26 @@ def loaded_dashboard() -> Iterator[str]:
     with running_server(TOOLS / "observed.py", env=env) as server:
         stop = threading.Event()
 
-        def load() -> None:
-            with httpx.Client(base_url=server.url, headers={"x-api-key": KEY}) as client:
+        async def requests() -> None:
+            # The project's light client, paced: a steady load that leaves the shared machine's
+            # CPU to the server and the browser (httpx spent more of it than the server did).
+            headers = {"x-api-key": KEY, "Content-Type": "application/json"}
+            pool = HTTP1Pool(server.url, headers=headers, timeout=10)
+            try:
                 for index in range(100_000):  # bounded; stops with the test
                     if stop.is_set():
                         return
                     body = {"sleep_ms": index % 5, "fail_code": "" if index % 7 else "FLAKY"}
-                    client.post("/api/execute", json={"input_data": body}, timeout=10)
+                    status, _ = await pool.request(
+                        "POST", "/api/execute", json.dumps({"input_data": body}).encode()
+                    )
+                    assert status == 200 or not index % 7  # every seventh one fails
+                    await asyncio.sleep(0.002)
+            finally:
+                await pool.aclose()
+
+        def load() -> None:
+            asyncio.run(requests())
 
         loader = threading.Thread(target=load)
         loader.start()

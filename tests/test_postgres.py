@@ -5,6 +5,7 @@ leak, and a database that goes away and comes back (through a TCP proxy we stop 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from ai_spine_tools import CircuitOpenError, ServerConfigurationError, ServiceUnavailableError
 from ai_spine_tools.postgres import PostgresPool
+from ai_spine_tools.testing._http1 import HTTP1Pool
 from serverproc import EXAMPLES, free_port, running_server
 
 try:
@@ -175,6 +177,97 @@ async def test_an_unreachable_database_fails_fast_and_retryably() -> None:
         await PostgresPool(f"postgresql://127.0.0.1:{free_port()}/x").open(require=True)
 
 
+async def test_no_free_connection_within_acquire_timeout_is_a_retryable_503(
+    database: Database,
+) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1, acquire_timeout=0.2) as pool:
+        async with pool.acquire():
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailableError, match=r"free within 0\.2 s") as raised:
+                await pool.fetchval("SELECT 1")
+            assert 0.15 < time.monotonic() - started < 2.0
+            assert pool.stats()["waiting"] == 0
+        assert raised.value.retryable
+        assert raised.value.status == 503
+        assert await pool.fetchval("SELECT 2") == 2  # the place went back, the pool is up
+        stats = pool.stats()
+    assert stats["acquire_timeouts"] == 1
+    assert stats["breaker"] == "closed"  # a busy pool is not a database outage
+    assert (stats["in_use"], stats["waiting"], stats["acquired"]) == (0, 0, 2)
+    assert stats["acquire_wait_ms"]["max"] >= 150
+
+
+async def test_callers_queued_for_a_connection_are_served_in_turn(database: Database) -> None:
+    async with PostgresPool(database.dsn(), min_size=2, max_size=2) as pool:
+        order: list[int] = []
+
+        async def call(n: int) -> None:
+            if n % 2:
+                await pool.fetchval("SELECT pg_sleep(0.01)")
+                return
+            async with pool.acquire() as connection:
+                order.append(n)  # the order connections are lent in
+                await connection.fetchval("SELECT pg_sleep(0.01)")
+
+        tasks = [asyncio.create_task(call(n)) for n in range(20)]
+        await asyncio.sleep(0)  # all twenty asked: two hold a connection, eighteen queue
+        assert (pool.stats()["in_use"], pool.stats()["waiting"]) == (2, 18)
+        await asyncio.gather(*tasks)
+        stats = pool.stats()
+    assert order == list(range(0, 20, 2))  # first come, first served
+    assert (stats["in_use"], stats["waiting"], stats["acquired"]) == (0, 0, 20)
+    assert stats["acquire_wait_ms"]["max"] > 0
+
+
+async def test_a_caller_cancelled_while_queued_leaves_no_place_taken(database: Database) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1) as pool:
+        async with pool.acquire():
+            queued = asyncio.create_task(pool.fetchval("SELECT 1"))
+            await asyncio.sleep(0.05)
+            assert pool.stats()["waiting"] == 1
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        assert await asyncio.wait_for(pool.fetchval("SELECT 3"), 5) == 3
+        stats = pool.stats()
+    assert (stats["in_use"], stats["waiting"], stats["acquired"]) == (0, 0, 2)
+
+
+async def test_a_statement_error_is_raised_unchanged_and_counted(database: Database) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=2) as pool:
+        with pytest.raises(asyncpg.UndefinedColumnError):
+            await pool.fetchrow("SELECT nope FROM users WHERE id = $1", 1)
+        with pytest.raises(asyncpg.DataError):
+            await pool.execute("SELECT $1::int", "not a number")
+        row = await pool.fetchrow("SELECT name FROM users WHERE id = $1", 1)
+        stats = pool.stats()
+    assert row["name"] == "user-0"
+    assert (stats["acquired"], stats["in_use"], stats["connect_failures"]) == (3, 0, 0)
+    assert pool.breaker.stats()["failures"] == 0
+
+
+async def test_connections_cut_under_the_pool_fail_fast_then_recover(
+    database: Database, proxy: Proxy
+) -> None:
+    proxy.start()
+    pool = PostgresPool(database.dsn(proxy.port), min_size=2, max_size=2, reconnect_interval=0.2)
+    async with pool:
+        assert await pool.fetchval("SELECT count(*) FROM users") == 30
+        await asyncio.to_thread(proxy.stop)  # the open connections are cut
+        with pytest.raises(ServiceUnavailableError) as lost:
+            await pool.fetchval("SELECT 1")
+        assert not isinstance(lost.value, CircuitOpenError)
+        assert isinstance(lost.value.__cause__, OSError | asyncpg.PostgresConnectionError)
+        with pytest.raises(CircuitOpenError):
+            await pool.fetchval("SELECT 1")  # fails fast: not tried again yet
+        stats = pool.stats()
+        assert (stats["state"], stats["in_use"], stats["connect_failures"]) == ("down", 0, 1)
+        await asyncio.to_thread(proxy.start)
+        await asyncio.sleep(0.25)
+        assert await pool.fetchval("SELECT 4") == 4  # the trial call succeeds: closed again
+        assert pool.stats()["state"] == "up"
+
+
 # -- the example, served -------------------------------------------------------------------------
 
 
@@ -183,20 +276,26 @@ async def test_example_serves_500_concurrent_requests_on_10_connections(
 ) -> None:
     env = {"DATABASE_URL": database.dsn(), "DB_POOL_MIN": "2", "DB_POOL_MAX": "10"}
     with running_server(EXAMPLES / "database.py", env=env) as server:
-        limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+        # The project's light client (one connection per concurrent request): httpx would
+        # spend more time than the server on these 500 requests.
+        client = HTTP1Pool(server.url, headers={"Content-Type": "application/json"}, timeout=60)
+        try:
             cities = ("Madrid", "Oslo", "Lima", "Quito")
             responses = await asyncio.gather(
                 *(
-                    client.post("/api/execute", json={"input_data": {"city": cities[i % 4]}})
-                    for i in range(500)
+                    client.request(
+                        "POST", "/api/execute", b'{"input_data": {"city": "%s"}}' % city.encode()
+                    )
+                    for city in (cities[i % 4] for i in range(500))
                 )
             )
-            assert [r.status_code for r in responses] == [200] * 500
-            assert responses[0].json()["output_data"]["count"] == 10
-            assert responses[3].json()["output_data"]["count"] == 0
+            assert [status for status, _ in responses] == [200] * 500
+            counts = [json.loads(body)["output_data"]["count"] for _, body in responses]
+            assert counts == [10, 10, 10, 0] * 125  # Quito has no users
             assert await _example_connections() <= 10
-            pool = (await client.get("/metrics")).json()["pools"]["postgres"]
+            pool = json.loads((await client.request("GET", "/metrics"))[1])["pools"]["postgres"]
+        finally:
+            await client.aclose()
         assert pool["acquired"] >= 500
         assert pool["in_use"] == 0  # every connection went back: no leak
         assert pool["waiting"] == 0

@@ -175,13 +175,14 @@ class ToolApp:
         a streaming tool, whose body goes out as it is produced."""
         self.answers_from_cache = (
             self.results is not None
+            and self.results.in_memory
             and self.limiter is None
             and self.signatures is None
             and self._tracing is None
         )
         """Whether the connection may answer a cache hit without a task (``answer_from_cache``):
-        not when a step it skips is on (a rate limit, which waits on its store; request
-        signatures; trace spans)."""
+        not when results are read from Redis each time, nor when a step it skips is on (a rate
+        limit, which waits on its store; request signatures; trace spans)."""
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -316,7 +317,11 @@ class ToolApp:
             elif self._open_input:
                 self._limits.check_depth(body)
             if self.results is not None and not request.cache_directives:
-                seen = self._seen_before(request, body)
+                seen = (
+                    self._seen_before(request, body)
+                    if self.results.in_memory
+                    else await self._seen_in_redis(request, body)
+                )
                 if seen is not None:
                     execution_id, response = seen
                     return response
@@ -374,7 +379,16 @@ class ToolApp:
     def _seen_before(self, request: Request, body: bytes) -> tuple[str, Response] | None:
         """The cached answer for the same bytes as an earlier cached request, if still there."""
         assert self.results is not None
-        seen = self.results.hit_for_body(body)
+        return self._seen_answer(request, self.results.hit_for_body(body))
+
+    async def _seen_in_redis(self, request: Request, body: bytes) -> tuple[str, Response] | None:
+        """As ``_seen_before``, the result read from Redis (results are not kept in memory)."""
+        assert self.results is not None
+        return self._seen_answer(request, await self.results.shared_hit_for_body(body))
+
+    def _seen_answer(
+        self, request: Request, seen: tuple[CacheOutcome, str | None] | None
+    ) -> tuple[str, Response] | None:
         if seen is None:
             return None
         outcome, execution_id = seen

@@ -1,7 +1,8 @@
 """Pool pressure: a warning when getting a pooled connection takes longer than a threshold.
 
-Pools call ``note_wait(name, waited_ms, stats)`` after each acquisition (``PostgresPool`` and
-the shared HTTP client do); a wait past ``AI_SPINE_POOL_WAIT_WARNING_MS`` (100 ms, set by the
+Pools call ``note_wait(name, waited_ms, stats)`` after each wait for a connection
+(``PostgresPool`` when a caller had to queue, the shared HTTP client after each acquisition,
+both through ``AcquireWaits``); a wait past ``AI_SPINE_POOL_WAIT_WARNING_MS`` (100 ms, set by the
 server at start-up) logs a warning naming the pool, the wait and its figures, at most once a
 minute per pool, so a pool that is too small for the load says so without flooding the log.
 The figures themselves (wait avg and max, waiting callers) are in ``/metrics`` under ``pools``.
@@ -76,17 +77,25 @@ class AcquireWaits:
     def measure(self) -> Iterator[None]:
         """Time the wait in the block (whether it gets a connection or not); count it as an
         acquisition when the block ends without an error."""
-        started = time.perf_counter()
-        self.waiting += 1
+        started = self.begin()
         try:
             yield
         finally:
-            self.waiting -= 1
-            waited = (time.perf_counter() - started) * 1000.0
-            self._total_ms += waited
-            self._max_ms = max(self._max_ms, waited)
-            note_wait(self.name, waited, self._stats)  # warns when the pool is too small
+            self.end(started)
         self.acquired += 1
+
+    def begin(self) -> float:
+        """Count a caller as waiting from now; return the time to give ``end``."""
+        self.waiting += 1
+        return time.perf_counter()
+
+    def end(self, started: float) -> None:
+        """Count the wait begun at ``started`` as over (its acquisition is counted apart)."""
+        self.waiting -= 1
+        waited = (time.perf_counter() - started) * 1000.0
+        self._total_ms += waited
+        self._max_ms = max(self._max_ms, waited)
+        note_wait(self.name, waited, self._stats)  # warns when the pool is too small
 
     def figures(self) -> dict[str, Any]:
         """``waiting``, ``acquired`` and ``acquire_wait_ms`` (``avg`` and ``max``)."""

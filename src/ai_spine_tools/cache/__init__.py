@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 from ai_spine_tools.cache._memory import MemoryCache
 from ai_spine_tools.cache._multilevel import MultiLevelCache
+from ai_spine_tools.cache._options import CacheOptions
 from ai_spine_tools.cache._redis import CacheError, RedisCache
-from ai_spine_tools.cache._results import CacheOptions, CacheOutcome, ToolCache
+from ai_spine_tools.cache._results import CacheOutcome, ToolCache
 
 __all__ = [
     "Cache",

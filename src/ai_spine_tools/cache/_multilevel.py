@@ -29,7 +29,9 @@ class MultiLevelCache:
     as L2 (without either it is a memory cache alone). A write stores the value in L1 for at most
     ``l1_ttl`` seconds and in L2 for ``ttl``; a value read from L2 is copied into L1 for at most
     ``backfill_ttl`` seconds (never past its L2 expiry), which bounds how long another instance's
-    invalidation can go unseen here.
+    invalidation can go unseen here. ``l1_ttl=0`` keeps written values out of L1 and
+    ``backfill_ttl=0`` read ones: with both, every read of a key not put in L1 by hand goes to
+    L2, and an invalidation anywhere is seen at once (0 never means "no expiry" here).
 
     When L2 fails (``CacheError``), the failure is counted, logged at most once per
     ``log_interval`` seconds, and the cache carries on with L1 alone: reads miss, writes stay
@@ -64,8 +66,10 @@ class MultiLevelCache:
             clock=clock,
         )
         self._get_with_ttl = getattr(self.l2, "get_with_ttl", None)
+        self._redis = self.l2 if isinstance(self.l2, RedisCache) else None
         self.last_error: str | None = None
         self.l2_hits = self.l2_misses = self.l2_errors = self.l2_skipped = 0
+        self._l2_only = 0  # lookups that read L2 without reading L1 first
 
     @property
     def degraded(self) -> bool:
@@ -81,15 +85,34 @@ class MultiLevelCache:
             return value
         return await self.get_shared(key)
 
-    async def get_shared(self, key: str) -> Any:
-        """Return the value from L2 alone (copying it into L1), or ``None``; L1 is not read."""
-        if self.l2 is None or not self._l2_usable():
+    async def get_shared(
+        self,
+        key: str,
+        *,
+        decode: Callable[[bytes], Any] | None = None,
+        after_l1: bool = True,
+    ) -> Any:
+        """Return the value from L2 alone (copying it into L1), or ``None``; L1 is not read.
+
+        ``decode`` reads the stored JSON when L2 is a ``RedisCache`` (see ``RedisCache.get``).
+        ``after_l1``: the caller missed in L1 first (the overall figures count one lookup).
+        """
+        if not after_l1:
+            self._l2_only += 1
+        l2 = self.l2
+        if l2 is None or not self._l2_usable():
             return None
+        redis = self._redis
         try:
-            if self._get_with_ttl is not None:
+            if self.backfill_ttl <= 0:  # nothing goes into L1: the TTL is not needed
+                value = await (l2.get(key) if redis is None else redis.get(key, decode=decode))
+                left = None
+            elif redis is not None:
+                value, left = await redis.get_with_ttl(key, decode=decode)
+            elif self._get_with_ttl is not None:
                 value, left = await self._get_with_ttl(key)
             else:
-                value, left = await self.l2.get(key), None
+                value, left = await l2.get(key), None
         except CacheError as exc:
             self._l2_failed(exc)
             return None
@@ -98,17 +121,20 @@ class MultiLevelCache:
             self.l2_misses += 1
             return None
         self.l2_hits += 1
-        ttl = self.backfill_ttl if left is None else min(self.backfill_ttl, left)
-        if ttl > 0:
-            self.l1.set_nowait(key, value, ttl)
+        if self.backfill_ttl > 0:
+            ttl = self.backfill_ttl if left is None else min(self.backfill_ttl, left)
+            if ttl > 0:
+                self.l1.set_nowait(key, value, ttl)
         return value
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` in L1 (for at most ``l1_ttl``) and in L2 (for ``ttl``)."""
         if ttl is None:
             ttl = self.l1.default_ttl
-        local = self.l1_ttl if not ttl else min(ttl, self.l1_ttl)
-        self.l1.set_nowait(key, value, local)
+        if self.l1_ttl > 0:
+            self.l1.set_nowait(key, value, self.l1_ttl if not ttl else min(ttl, self.l1_ttl))
+        elif self.l2 is None:  # no shared level: memory is the only one
+            self.l1.set_nowait(key, value, ttl)
         if self.l2 is None or not self._l2_usable():
             return
         try:
@@ -179,7 +205,8 @@ class MultiLevelCache:
         """Hits, misses and hit rate overall and per level; evictions; L2 errors."""
         l1 = self.l1.stats()
         hits = self.l1.hits + self.l2_hits
-        misses = self.l1.misses - self.l2_hits  # an L1 miss answered by L2 is a hit overall
+        # An L1 miss answered by L2 is a hit overall.
+        misses = self.l1.misses + self._l2_only - self.l2_hits
         out: dict[str, Any] = {
             "backend": "memory" if self.l2 is None else "memory+redis",
             "hits": hits,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -69,7 +69,9 @@ class RedisCache:
         self.command_timeout = command_timeout
         self.retry_delay = retry_delay
         self.default_ttl = default_ttl or None
-        self.pool = aioredis.BlockingConnectionPool.from_url(
+        from ai_spine_tools.cache._redispool import WaitingPool
+
+        self.pool = WaitingPool.from_url(
             url,
             max_connections=max_connections,
             timeout=command_timeout,  # waiting for a free pooled connection
@@ -111,15 +113,21 @@ class RedisCache:
 
     # -- the Cache protocol --------------------------------------------------------------------
 
-    async def get(self, key: str) -> Any:
-        """Return the value under ``key``, or ``None`` when absent."""
+    async def get(self, key: str, *, decode: Callable[[bytes], Any] | None = None) -> Any:
+        """Return the value under ``key``, or ``None`` when absent.
+
+        ``decode`` reads the stored JSON instead of decoding it into builtins (a typed msgspec
+        decoder, say); a value it rejects counts as absent.
+        """
         try:
-            raw = await self.client.get(self.key_prefix + key)
+            raw: Any = await self.client.get(self.key_prefix + key)
         except self._errors as exc:
             raise self._failed("GET", exc) from exc
-        return self._loaded(key, raw)
+        return self._loaded(key, raw, decode)
 
-    async def get_with_ttl(self, key: str) -> tuple[Any, float | None]:
+    async def get_with_ttl(
+        self, key: str, *, decode: Callable[[bytes], Any] | None = None
+    ) -> tuple[Any, float | None]:
         """Return the value under ``key`` and its remaining TTL in seconds (one round trip)."""
         name = self.key_prefix + key
         try:
@@ -129,7 +137,7 @@ class RedisCache:
             raw, pttl = await pipe.execute()
         except self._errors as exc:
             raise self._failed("GET", exc) from exc
-        value = self._loaded(key, raw)
+        value = self._loaded(key, raw, decode)
         if value is None or pttl is None or pttl < 0:
             return value, None
         return value, pttl / 1000.0
@@ -218,14 +226,14 @@ class RedisCache:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _loaded(self, key: str, raw: bytes | str | None) -> Any:
+    def _loaded(self, key: str, raw: Any, decode: Callable[[bytes], Any] | None = None) -> Any:
         if raw is None:
             self.misses += 1
             return None
         try:
-            value = self._decode(raw)
-        except msgspec.DecodeError:
-            logger.warning("cached value under %r is not JSON; ignoring it", key)
+            value = (decode or self._decode)(raw)
+        except msgspec.DecodeError:  # a ValidationError too
+            logger.warning("cached value under %r cannot be read; ignoring it", key)
             self.misses += 1
             return None
         self.hits += 1
