@@ -255,6 +255,18 @@ async def test_redis_waits_for_a_connection_only_while_all_are_in_use() -> None:
         await cache.close()
 
 
+async def test_the_redis_pool_leans_on_what_this_redis_py_has() -> None:
+    """WaitingPool builds on redis-py internals: a redis-py that moves them fails here."""
+    from ai_spine_tools.cache._redispool import WaitingPool, pool_class
+
+    assert pool_class() is WaitingPool
+    cache = RedisCache(shared_redis(), key_prefix=unique_prefix())
+    try:
+        assert type(cache.pool) is WaitingPool
+    finally:
+        await cache.close()
+
+
 async def test_redis_failure_raises_cache_error() -> None:
     cache = unreachable()
     with pytest.raises(CacheError, match="Redis GET failed"):

@@ -69,9 +69,9 @@ class RedisCache:
         self.command_timeout = command_timeout
         self.retry_delay = retry_delay
         self.default_ttl = default_ttl or None
-        from ai_spine_tools.cache._redispool import WaitingPool
+        from ai_spine_tools.cache._redispool import pool_class
 
-        self.pool = WaitingPool.from_url(
+        self.pool = pool_class().from_url(
             url,
             max_connections=max_connections,
             timeout=command_timeout,  # waiting for a free pooled connection

@@ -1,16 +1,37 @@
 """``WaitingPool``: redis-py's blocking connection pool, which waits only when it has to.
 
 Imported by ``RedisCache`` when it is made, never by ``import ai_spine_tools`` (it imports redis).
+It leans on redis-py's ``can_get_connection`` and the blocking pool's ``_condition``;
+``pool_class()`` checks they are there and falls back, with a warning, to the blocking pool.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, ConnectionPool
 from redis.exceptions import MaxConnectionsError
 
-__all__ = ["WaitingPool"]
+__all__ = ["WaitingPool", "pool_class"]
+
+logger = logging.getLogger("ai_spine_tools.cache")
+
+
+@functools.cache
+def pool_class() -> type[BlockingConnectionPool]:
+    """``WaitingPool``, or redis-py's ``BlockingConnectionPool`` when this redis-py lacks what
+    ``WaitingPool`` builds on (said once, as a warning)."""
+    if hasattr(ConnectionPool, "can_get_connection") and "_condition" in vars(
+        BlockingConnectionPool(max_connections=1)
+    ):
+        return WaitingPool
+    logger.warning(
+        "this redis-py has no ConnectionPool.can_get_connection or BlockingConnectionPool."
+        "_condition: Redis commands use the blocking pool, about 20%% more CPU per command"
+    )
+    return BlockingConnectionPool
 
 
 class WaitingPool(BlockingConnectionPool):
