@@ -179,12 +179,11 @@ def instance_directory() -> Iterator[str]:
 
 
 def _http_protocol() -> Any:
-    """The guarded httptools protocol, or uvicorn's h11 (head size only) without httptools."""
-    try:
-        from ai_spine_tools._protocol import GuardedHTTPProtocol
-    except ImportError:
-        return "h11"
-    return GuardedHTTPProtocol
+    """The guarded httptools protocol, or uvicorn's h11 with a warning when the installed
+    uvicorn lacks a hook it relies on (see ``_uvicorn_hooks``)."""
+    from ai_spine_tools._uvicorn_hooks import http_protocol
+
+    return http_protocol()
 
 
 class _GracefulServer(uvicorn.Server):
