@@ -95,14 +95,15 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         server_header=False,
-        # The limits of a server on an open network (see _protocol): head size, keep-alive,
-        # connections; the read deadline rides on the config to reach worker processes.
-        http=_http_protocol(),
         log_config=_log_config(settings),
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_client_connections,
     )
+    # The limits of a server on an open network (see _protocol): head size, keep-alive,
+    # connections; the read deadline rides on the config to reach worker processes. Chosen once
+    # the config has set up logging, so that a warning about uvicorn's hooks is seen.
+    config.http = _http_protocol()
     config.ai_spine_read_timeout = settings.read_timeout_s or None
     runner = _GracefulServer(config)
     if reload:
