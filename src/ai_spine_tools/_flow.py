@@ -1,18 +1,26 @@
-"""Flow control for one connection: uvicorn's interface, with reading in the protocol's hands.
+"""When a connection reads: flow control, with reading in the protocol's hands, and the sweep
+that checks read deadlines.
 
 uvicorn's request cycles pause reading while a pipelined request waits and while an app leaves
 its body unread, and resume it after every answer, however many requests are parsed and waiting
 and whether or not the client reads its answers. Here uvicorn's resumes are requests: the
 protocol (``_protocol.GuardedHTTPProtocol``) reads on only when ``may_read`` allows, and resumes
 when that changes (an answer written, the client reading again).
+
+Read deadlines are checked by one timer per server, each second (``Sweeper``), not one per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "Sweeper"]
+
+SWEEP_INTERVAL_S = 1.0
+_SWEEPER = "_ai_spine_sweeper"
 
 
 class Reader(Protocol):
@@ -23,6 +31,8 @@ class Reader(Protocol):
     def resume(self) -> None: ...
 
     def reading_paused(self) -> None: ...
+
+    def check_deadline(self, now: float) -> None: ...
 
 
 class Flow:
@@ -74,3 +84,30 @@ class Flow:
         if self.write_paused:
             self.write_paused = False
             self._writable.set()
+
+
+class Sweeper:
+    """One timer per server: each second, checks the read deadline of every connection."""
+
+    __slots__ = ("_connections", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: Iterable[Any]) -> None:
+        self._loop = loop
+        self._connections = connections
+
+    @classmethod
+    def ensure(cls, state: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the sweep of ``state.connections`` (uvicorn's server state), once a server."""
+        if getattr(state, _SWEEPER, None) is None:
+            sweeper = cls(loop, state.connections)
+            setattr(state, _SWEEPER, sweeper)
+            loop.call_later(SWEEP_INTERVAL_S, sweeper.sweep)
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        for connection in list(self._connections):
+            check = getattr(connection, "check_deadline", None)
+            if check is not None:  # websocket connections have none
+                check(now)
+        if not self._loop.is_closed():
+            self._loop.call_later(SWEEP_INTERVAL_S, self.sweep)

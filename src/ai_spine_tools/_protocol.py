@@ -51,7 +51,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ai_spine_tools import _refusals as refusals
 from ai_spine_tools._app import ToolApp
 from ai_spine_tools._direct_route import DirectRoute
-from ai_spine_tools._flow import Flow
+from ai_spine_tools._flow import Flow, Sweeper
 from ai_spine_tools.exceptions import ExecutionError
 
 __all__ = [
@@ -72,8 +72,6 @@ reading (uvicorn alone parses all a read holds and reads on after every answer).
 SLICE_BYTES = 4096
 """Input is parsed this much at a time when a read is larger, so a read full of tiny pipelined
 requests cannot queue more than a slice's worth (one ordinary request is one slice)."""
-_SWEEP_INTERVAL_S = 1.0
-_SWEEPER = "_ai_spine_sweeper"
 _EXECUTE = b"/api/execute"
 
 
@@ -130,7 +128,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self.limit_concurrency = None
         if self._read_timeout:
             self._reading_since = time.monotonic()
-            _Sweeper.ensure(self)
+            Sweeper.ensure(self.server_state, self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._held = self._stash = None
@@ -436,29 +434,3 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
 
 _OK = refusals.status_line(200)
-
-
-class _Sweeper:
-    """One timer per server: each second, checks the read deadline of every connection."""
-
-    __slots__ = ("_connections", "_loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-        self._loop = loop
-        self._connections = connections
-
-    @classmethod
-    def ensure(cls, protocol: GuardedHTTPProtocol) -> None:
-        state = protocol.server_state
-        if getattr(state, _SWEEPER, None) is None:
-            sweeper = cls(protocol.loop, protocol.connections)
-            setattr(state, _SWEEPER, sweeper)
-            protocol.loop.call_later(_SWEEP_INTERVAL_S, sweeper.sweep)
-
-    def sweep(self) -> None:
-        now = time.monotonic()
-        for connection in list(self._connections):
-            if isinstance(connection, GuardedHTTPProtocol):
-                connection.check_deadline(now)
-        if not self._loop.is_closed():
-            self._loop.call_later(_SWEEP_INTERVAL_S, self.sweep)
