@@ -8,19 +8,37 @@ Each probe runs against our server (``ai-spine serve``) and against stock uvicor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+import uvicorn
+from uvicorn.lifespan.on import LifespanOn
+from uvicorn.server import ServerState
 
-from _rawhttp import Conversation, converse, exchange, read_response, request_bytes
+from _rawhttp import (
+    Conversation,
+    RawResponse,
+    converse,
+    exchange,
+    read_response,
+    request_bytes,
+    split_responses,
+)
+from ai_spine_tools._app import ToolApp
+from ai_spine_tools._loader import load_tool
+from ai_spine_tools._protocol import GuardedHTTPProtocol
+from ai_spine_tools._settings import ServerSettings
 from serverproc import TOOLS, ServerProcess, running_server, running_stock_uvicorn
 
 pytestmark = pytest.mark.slow
@@ -491,3 +509,106 @@ def test_the_log_holds_no_traceback_and_no_431_as_malformed(server: ServerProces
         1 for probe in PROBES if probe.ours == (400,)
     )  # each logged once, as uvicorn does; a 431 or 408 is not malformed
     assert log.count("Invalid HTTP request received.") <= malformed
+
+
+# -- every boundary, in-process ------------------------------------------------------------
+
+
+class Transport(asyncio.Transport):
+    """A connection's socket, in memory: what is written, whether reading is paused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closing = False
+        self.reading = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self.closing, "written after close"
+        self.written += data
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+
+@pytest.fixture(scope="module")
+def config() -> uvicorn.Config:
+    app = ToolApp(load_tool(str(TOOL)), ServerSettings())
+    config = uvicorn.Config(app, http=GuardedHTTPProtocol, log_config=None, lifespan="on")
+    config.load()
+    return config
+
+
+@contextlib.asynccontextmanager
+async def started(config: uvicorn.Config) -> AsyncIterator[None]:
+    """The app's lifespan (its setup done, so that it serves) around the block."""
+    lifespan = LifespanOn(config)
+    await lifespan.startup()
+    try:
+        yield
+    finally:
+        await lifespan.shutdown()
+
+
+async def served_in_memory(
+    config: uvicorn.Config, pieces: tuple[bytes, ...], count: int
+) -> list[RawResponse]:
+    """Feed ``pieces`` to one connection (each once it reads), until ``count`` answers."""
+    transport = Transport()
+    protocol = GuardedHTTPProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+    protocol.connection_made(transport)
+    answers: list[RawResponse] = []
+    deadline = time.monotonic() + 5
+    for piece in pieces:
+        while not transport.reading:
+            assert time.monotonic() < deadline, "the connection stopped reading for good"
+            await asyncio.sleep(0.001)
+        protocol.data_received(piece)
+    while len(answers) < count and not transport.closing:
+        assert time.monotonic() < deadline, f"{len(answers)} answers of {count}"
+        await asyncio.sleep(0.001)
+        answers, _ = split_responses(bytes(transport.written))
+    protocol.connection_lost(None)
+    return answers
+
+
+async def test_three_requests_split_at_every_byte(config: uvicorn.Config) -> None:
+    async with started(config):
+        for offset in range(1, len(THREE)):
+            answers = await served_in_memory(config, cut(THREE, offset), 3)
+            assert [a.status for a in answers] == [200, 200, 200], offset
+            assert [a.header("x-request-id") for a in answers] == ["a", "b", "c"], offset
+
+
+async def test_a_body_and_a_head_split_anywhere_are_never_refused(config: uvicorn.Config) -> None:
+    # Issue 17, 1: earlier requests and their bodies do not count towards a later head.
+    sent = execute(rid="a", pad=20_000) + health(rid="b", pad=9000) + health(rid="c", pad=9000)
+    async with started(config):
+        for offset in range(1, len(sent), 97):
+            answers = await served_in_memory(config, cut(sent, offset), 3)
+            assert [a.status for a in answers] == [200, 200, 200], offset
+
+
+async def test_a_head_past_the_limit_is_refused_wherever_it_is_split(
+    config: uvicorn.Config,
+) -> None:
+    sent = health(rid="a") + sized_health(HEAD_LIMIT + 1)
+    async with started(config):
+        for offset in range(1, len(sent), 61):
+            answers = await served_in_memory(config, cut(sent, offset), 2)
+            assert [a.status for a in answers] == [200, 431], offset
