@@ -142,6 +142,9 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             return  # refused: what still arrives is dropped
+        if self._stash is not None:  # not expected while paused, but never out of order
+            self._stash = memoryview(bytes(self._stash) + data)
+            return
         self._unset_keepalive_if_required()
         if len(data) <= SLICE_BYTES:
             self._feed(data)
@@ -195,13 +198,15 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self._paused_at = time.monotonic()
 
     def may_read(self) -> bool:
-        """Whether reading may go on: nothing refused, the client reads its answers, and not
-        too many requests wait for theirs."""
-        return (
-            self._refusal is None
-            and not self.flow.write_paused
-            and len(self.pipeline) < MAX_PIPELINED
-        )
+        """Whether reading may go on: nothing refused, not too many requests waiting for their
+        answers, and the client reading its answers (unless the request being answered still
+        needs its body: its app may write before it reads)."""
+        if self._refusal is not None or len(self.pipeline) >= MAX_PIPELINED:
+            return False
+        if self.flow.write_paused:
+            active = self._active
+            return active is not None and active.more_body and not active.response_complete
+        return True
 
     def resume(self) -> None:
         """Read on (uvicorn asked to, and ``may_read``): from the stash first, if any."""
