@@ -64,20 +64,37 @@ def running_server(
     """Run ``ai-spine serve target`` (or ``command``) until the block ends (SIGTERM, then kill
     if needed)."""
     port = free_port()
+    argv = ["-m", "ai_spine_tools", command, str(target), "--host", "127.0.0.1"]
+    with _running([*argv, "--port", str(port), *args], port, env, ready_timeout) as server:
+        yield server
+
+
+# The reference for the SDK's own protocol: the tool's ASGI app on uvicorn as it comes.
+_STOCK = (
+    "import sys, uvicorn; from ai_spine_tools._loader import load_tool; "
+    "uvicorn.run(load_tool(sys.argv[1]).asgi(), host='127.0.0.1', port=int(sys.argv[2]), "
+    "http='httptools', log_level='warning')"
+)
+
+
+@contextmanager
+def running_stock_uvicorn(
+    target: str | Path, *, env: Mapping[str, str] | None = None, ready_timeout: float = 30.0
+) -> Iterator[ServerProcess]:
+    """Run ``tool.asgi()`` of ``target`` on stock uvicorn (httptools, its defaults) until the
+    block ends."""
+    port = free_port()
+    with _running(["-c", _STOCK, str(target), str(port)], port, env, ready_timeout) as server:
+        yield server
+
+
+@contextmanager
+def _running(
+    argv: list[str], port: int, env: Mapping[str, str] | None, ready_timeout: float
+) -> Iterator[ServerProcess]:
     environment = {**os.environ, **(env or {})}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ai_spine_tools",
-            command,
-            str(target),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *args,
-        ],
+        [sys.executable, *argv],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

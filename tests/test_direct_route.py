@@ -12,28 +12,37 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import pytest
 import uvicorn
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from _rawhttp import RawResponse, exchange, request_bytes
-from ai_spine_tools import create_tool, number_field, string_field
+from ai_spine_tools import create_tool, integer_field, number_field, string_field
 from ai_spine_tools._app import ToolApp, with_middleware
+from ai_spine_tools._direct_route import DirectRoute
+from ai_spine_tools._loader import load_tool
 from ai_spine_tools._protocol import GuardedHTTPProtocol
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools._wire import Receive, Scope, Send
 from ai_spine_tools.testing._http1 import HTTP1Pool
-from serverproc import free_port
+from serverproc import TOOLS, free_port
 
 KEY = "direct-key-0123456789"
 runs: Counter[str] = Counter()
+OUTER: ContextVar[str] = ContextVar("outer")
 
 
 async def execute(input: dict[str, Any]) -> dict[str, Any]:
     runs[input["q"]] += 1
     if input["pause"]:
         await asyncio.sleep(input["pause"])
+    if input["pad"]:
+        return {"q": input["q"], "run": runs[input["q"]], "pad": "x" * input["pad"]}
     return {"q": input["q"], "run": runs[input["q"]]}
 
 
@@ -44,6 +53,7 @@ def direct_tool() -> Any:
             "input": {
                 "q": string_field(required=True, max_length=100),
                 "pause": number_field(min=0, max=5, default=0),
+                "pad": integer_field(min=0, max=5000, default=0),
             }
         },
         execute=execute,
@@ -65,8 +75,9 @@ class CountingApp(ToolApp):
 class Served:
     """A uvicorn server with the guarded protocol, in a thread, on a free loopback port."""
 
-    def __init__(self, app: Any, **config: Any) -> None:
+    def __init__(self, app: Any, *, outer: str | None = None, **config: Any) -> None:
         self.port = free_port()
+        self.outer = outer  # a context variable's value in the thread that runs the server
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -79,7 +90,12 @@ class Served:
                 **config,
             )
         )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        if self.outer is not None:
+            OUTER.set(self.outer)
+        self.server.run()
 
     def __enter__(self) -> Served:
         self.thread.start()
@@ -106,9 +122,14 @@ def served(app: CountingApp) -> Iterator[Served]:
 
 
 def execute_request(
-    q: str, *extra: tuple[str, str], key: str = KEY, close: bool = True, pause: float = 0
+    q: str,
+    *extra: tuple[str, str],
+    key: str = KEY,
+    close: bool = True,
+    pause: float = 0,
+    pad: int = 0,
 ) -> bytes:
-    body = json.dumps({"input_data": {"q": q, "pause": pause}}).encode()
+    body = json.dumps({"input_data": {"q": q, "pause": pause, "pad": pad}}).encode()
     headers = [("Content-Type", "application/json"), ("X-API-Key", key), *extra]
     return request_bytes("POST", "/api/execute", body, headers, close=close)
 
@@ -352,3 +373,65 @@ async def test_200_concurrent_identical_requests_run_the_tool_once(
     assert sorted(a["cache"]["hit"] for a in answers) == [False] + [True] * 199
     assert {a["output_data"]["run"] for a in answers} == {1}
     assert len({a["execution_id"] for a in answers}) == 200
+
+
+@pytest.mark.parametrize("pad", [0, 2000], ids=["a small answer", "an answer gzip would vary"])
+def test_answers_match_the_asgi_path_with_the_wrappers_on(pad: int) -> None:
+    # Issue 17, 4: gzip and CORS add Vary to every answer of theirs; so does the direct route.
+    settings = ServerSettings(compression=True, cors_origins=("https://a.example",))
+    counting = CountingApp(direct_tool(), settings)
+    with Served(with_middleware(counting, settings)) as served:
+        first = directly(counting, served.port, execute_request(f"vary-{pad}", pad=pad))
+        second = through_asgi(counting, served.port, execute_request(f"vary2-{pad}", pad=pad))
+    assert shape(first) == shape(second)
+    expected = "Accept-Encoding, Origin" if pad else "Origin"
+    assert first.header("vary") == second.header("vary") == expected
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset_contextvars", "by default"])
+def test_the_direct_route_keeps_uvicorns_reset_contextvars(reset: bool) -> None:
+    # Issue 17, 6: with reset_contextvars, a request runs in a fresh context on either path.
+    async def seen(input: dict[str, Any]) -> dict[str, Any]:
+        return {"outer": OUTER.get("unset")}
+
+    tool = create_tool(
+        metadata={"name": "context-tool", "version": "1.0.0", "description": "Sees context"},
+        schema={"input": {}},
+        execute=seen,
+    )
+    app = CountingApp(tool, ServerSettings())
+    sent = request_bytes("POST", "/api/execute", b"{}")
+    with Served(app, outer="outer", reset_contextvars=reset) as served:
+        direct = directly(app, served.port, sent)
+        asgi = through_asgi(app, served.port, sent)
+    assert direct.json()["output_data"] == asgi.json()["output_data"]
+    if reset:
+        assert direct.json()["output_data"] == {"outer": "unset"}
+
+
+@pytest.mark.parametrize(
+    ("wrappers", "found"),
+    [
+        ([], True),
+        ([GZipMiddleware], True),
+        ([CORSMiddleware], True),
+        ([GZipMiddleware, CORSMiddleware], True),  # with_middleware's order: gzip inside
+        ([CORSMiddleware, GZipMiddleware], False),  # CORS inside gzip: another Vary order
+        ([ProxyHeadersMiddleware, GZipMiddleware], True),
+    ],
+)
+def test_the_route_is_found_through_known_wrappers(wrappers: list[Any], found: bool) -> None:
+    app: Any = ToolApp(direct_tool(), ServerSettings())
+    for wrapper in wrappers:  # innermost first
+        app = wrapper(app, allow_origins=["*"]) if wrapper is CORSMiddleware else wrapper(app)
+    assert (DirectRoute.find(app) is not None) is found
+
+
+def test_an_unknown_wrapper_or_a_streaming_tool_takes_the_asgi_path() -> None:
+    class Unknown:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+    assert DirectRoute.find(Unknown(ToolApp(direct_tool(), ServerSettings()))) is None
+    streaming = load_tool(str(TOOLS / "streamer.py"))
+    assert DirectRoute.find(ToolApp(streaming, ServerSettings())) is None

@@ -193,6 +193,11 @@ class ToolApp:
             return
         request = Request(scope, receive)
         path = scope["path"]
+        raw = scope.get("raw_path")
+        if raw is not None and b"%" in raw:
+            # A path routes as sent: /api%2Fexecute is not /api/execute, or a proxy's rule on
+            # the path as sent could be bypassed.
+            path = raw.decode("latin-1")
         route = self._routes.get(path)
         if route is None:
             path = _normalise(path)

@@ -1,68 +1,77 @@
 """uvicorn's HTTP protocol (httptools) with the limits a server on an open network needs, and
 the execute route served without ASGI.
 
-uvicorn bounds neither the size of a request's head nor the time a client may take to send it,
-and answers its concurrency limit with plain text. ``GuardedHTTPProtocol`` adds, per connection:
+uvicorn bounds neither the size of a request's head, nor the time a client may take to send it,
+nor how far a client may pipeline ahead of its answers, and it answers its concurrency limit with
+plain text. ``GuardedHTTPProtocol`` adds, per connection:
 
-- **head size**: request line and headers over ``max_header_bytes`` get 431 ``HEADERS_TOO_LARGE``
-  and the connection is closed. Bytes of a head still incomplete are counted as they arrive, so
-  one endless header cannot grow the buffer; a head that ends within a read larger than the limit
-  is measured header by header once parsed, before anything runs;
+- **head size**: a request line and headers over ``max_header_bytes`` get 431
+  ``HEADERS_TOO_LARGE``. Each head is measured on its own, whatever the reads carry (earlier
+  pipelined requests and their bodies are not counted with it); a head still incomplete is
+  counted as its bytes arrive, so one endless header cannot grow the buffer;
 - **read deadline**: from its first byte (or from the connection's opening), a request must be
-  complete within ``read_timeout`` seconds. A client that sends its headers or its body a byte at
-  a time (slowloris) gets 408 ``REQUEST_TIMEOUT`` and is disconnected; one that never sends
-  anything is disconnected. Deadlines are checked by one timer per server each second, not one
-  per request;
+  in within ``read_timeout`` seconds of reading. A client sending its head or its body a byte at
+  a time (slowloris) gets 408 ``REQUEST_TIMEOUT``; one that never sends anything is closed. The
+  clock stops while the server itself does not read (a pipelined request waits its turn). One
+  timer per server checks every connection each second;
+- **pipelining**: the requests parsed ahead of their answers are bounded (``MAX_PIPELINED``, and
+  input is parsed in slices of ``SLICE_BYTES``); past the bound, and while the client does not
+  read its answers, the connection stops reading, so TCP holds the client back and a client that
+  never reads costs a bounded amount of memory;
+- **order**: a refusal (431, 408, or uvicorn's 400 for a malformed request) is written only after
+  the answers to every earlier request, then the connection closes;
 - **connections**: a connection opened past uvicorn's ``limit_concurrency`` is answered with the
-  JSON envelope 503 ``OVERLOADED`` and ``Retry-After``, like every other error of the server,
-  while the count stays past it; connections admitted within the limit are served throughout.
-
-Idle keep-alive connections close after uvicorn's ``timeout_keep_alive``.
+  JSON envelope 503 ``OVERLOADED`` and ``Retry-After``; connections admitted within the limit are
+  served throughout.
 
 **The execute route, served directly.** A ``POST /api/execute`` whose body has a known, modest
 length is held, without an ASGI task, until the body is in. A repeated cache hit is then answered
 on the spot (``ToolApp.answer_from_cache``); anything else runs ``ToolApp.respond`` in a task of
-its own that writes the response itself. Both skip what ASGI costs a request (message dicts,
-uvicorn's header checks, receive and send round trips). Written by hand because measurement says
-so: in ``bench/server.py`` the same app through uvicorn's ASGI path ran at 0.66 of the bare ASGI
-baseline's requests per second and its cache hits at 0.82; served here, 0.94-0.97 and 1.3-1.4
-in two runs. The app stays a plain ASGI app (``ToolApp``), served as such by any ASGI server;
-requests that a wrapper of it acts on (compression, CORS, proxy headers), a streaming tool's,
-pipelined ones and every other route take the ASGI path here too.
+its own that writes the response itself (see ``_direct_route`` for which requests qualify).
+Written by hand because measurement says so: in ``bench/server.py`` the same app through
+uvicorn's ASGI path ran at 0.66 of the bare ASGI baseline's requests per second and its cache
+hits at 0.82; served here, 0.93-0.97 and 1.1-1.4.
+
+Every uvicorn name used here is checked at start-up by ``_uvicorn_hooks``, which serves through
+uvicorn's own protocol, with a warning, when one is missing or changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from typing import Any
 
-import msgspec
-from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, service_unavailable
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ai_spine_tools import _refusals as refusals
 from ai_spine_tools._app import ToolApp
-from ai_spine_tools._headers import API_SECURITY_HEADERS
-from ai_spine_tools.exceptions import (
-    ExecutionError,
-    HeadersTooLargeError,
-    OverloadedError,
-    RequestTimeoutError,
-    ToolError,
-)
+from ai_spine_tools._direct_route import DirectRoute
+from ai_spine_tools._flow import Flow, Sweeper
+from ai_spine_tools.exceptions import ExecutionError
 
-__all__ = ["DEFAULT_MAX_HEADER_BYTES", "GuardedHTTPProtocol", "error_response"]
+__all__ = [
+    "DEFAULT_MAX_HEADER_BYTES",
+    "MAX_PIPELINED",
+    "SLICE_BYTES",
+    "GuardedHTTPProtocol",
+    "error_response",
+]
 
 logger = logging.getLogger("ai_spine_tools.server")
 
+error_response = refusals.error_response
 DEFAULT_MAX_HEADER_BYTES = 16_384
-_SWEEP_INTERVAL_S = 1.0
-_SWEEPER = "_ai_spine_sweeper"
-_SECURITY_HEADERS = b"".join(name + b": " + value + b"\r\n" for name, value in API_SECURITY_HEADERS)
+MAX_PIPELINED = 16
+"""Requests parsed and waiting behind the one being answered before the connection stops
+reading (uvicorn alone parses all a read holds and reads on after every answer)."""
+SLICE_BYTES = 4096
+"""Input is parsed this much at a time when a read is larger, so a read full of tiny pipelined
+requests cannot queue more than a slice's worth (one ordinary request is one slice)."""
 _EXECUTE = b"/api/execute"
 
 
@@ -70,79 +79,39 @@ class _RefusedError(Exception):
     """Raised from a parser callback to stop parsing a request that is refused."""
 
 
-def _envelope(error: ToolError) -> bytes:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    return msgspec.json.encode(
-        {
-            "execution_id": None,
-            "status": "error",
-            **error.to_dict(),
-            "execution_time_ms": 0.0,
-            "timestamp": f"{stamp}.{int(now % 1 * 1000):03d}Z",
-        }
-    )
-
-
-def error_response(error: ToolError, *, retry_after_s: int | None = None) -> bytes:
-    """Return a whole HTTP/1.1 response (closing the connection) carrying ``error``."""
-    body = _envelope(error)
-    head = [
-        STATUS_LINE[error.status],
-        b"content-type: application/json\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"connection: close\r\n",
-        _SECURITY_HEADERS,
-    ]
-    if retry_after_s is not None:
-        head.append(b"retry-after: %d\r\n" % retry_after_s)
-    return b"".join([*head, b"\r\n", body])
-
-
-async def _overloaded(scope: Any, receive: Any, send: Any) -> None:
-    """Stands in for the app past the connection limit."""
-    error = OverloadedError(
-        "The server holds as many connections as it accepts; retry shortly",
-        retry_after_ms=1000,
-    )
-    body = _envelope(error)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-                (b"retry-after", b"1"),
-                *API_SECURITY_HEADERS,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class GuardedHTTPProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with bounded heads, read deadlines, a JSON 503, and the
-    execute route served directly.
+    """uvicorn's httptools protocol with bounded heads, pipelining and unread output, read
+    deadlines, ordered refusals, a JSON 503, and the execute route served directly.
 
     Limits come from the uvicorn ``Config``: ``h11_max_incomplete_event_size`` (the head size,
     the meaning uvicorn gives it for h11) and ``ai_spine_read_timeout`` (seconds, or ``None``).
     """
 
+    flow: Flow  # type: ignore[assignment]  # uvicorn's interface, the protocol deciding reads
+
     def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._max_head = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
+        self._max_head: int = config.h11_max_incomplete_event_size or DEFAULT_MAX_HEADER_BYTES
         self._read_timeout: float | None = getattr(config, "ai_spine_read_timeout", None)
-        self._head_received = 0  # bytes received in earlier reads while the head is incomplete
-        self._head_bound = 0  # the most bytes a head ending in the current read can have
+        self._fresh_context = bool(getattr(config, "reset_contextvars", False))
+        # Head accounting, per parser feed (see _feed).
         self._in_head = False
+        self._head_carried = 0  # bytes of the head being read that came in earlier feeds
+        self._head_start = 0  # where it begins in the current feed
+        self._head_unsized = False  # an earlier head of this feed is not in _pos yet
+        self._pos = 0  # bytes of the current feed accounted to the requests before it
+        self._feed_size = 0
+        self._chunk_from = 0
         self._reading_since: float | None = None
-        self._refusal: bytes | None = None
+        self._paused_at: float | None = None
+        self._refusal: bytes | None = None  # written once earlier answers are out, then close
+        self._stash: memoryview | None = None  # input not yet parsed while reading is paused
+        self._stash_scheduled = False
+        self._active: Any = None  # the request cycle being answered
         # An access log (ai-spine serve asks for one at log level debug) is written on the ASGI
         # path, and a root path is for apps mounted under a prefix.
         direct = not (config.access_log or self.root_path)
-        self._direct = _DirectRoute.find(self.app) if direct else None
+        self._direct = DirectRoute.find(self.app) if direct else None
         self._may_hold = False  # the request whose head just ended may be held
         self._held: Any = None  # the request cycle held until its body is in
 
@@ -150,6 +119,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = Flow(transport, self)
         limit = self.limit_concurrency
         if limit is not None and len(self.connections) <= limit:
             # Admitted within the limit: served for its whole life. uvicorn would refuse every
@@ -158,57 +128,162 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self.limit_concurrency = None
         if self._read_timeout:
             self._reading_since = time.monotonic()
-            _Sweeper.ensure(self)
+            Sweeper.ensure(self.server_state, self.loop)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._held = self._stash = None
+        active = self._active
+        if active is not None and not active.response_complete:
+            # uvicorn tells only the last request parsed; the one being answered may be another.
+            active.disconnected = True
+            active.message_event.set()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
-            return  # refused and closing: what still arrives is dropped
-        self._head_bound = self._head_received + len(data)
-        super().data_received(data)
-        if self._in_head and self._refusal is None:
-            self._head_received += len(data)
-            if self._head_received > self._max_head:
-                self._refuse_head()
-                self._send_refusal()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._held = None
-        super().connection_lost(exc)
-
-    def send_400_response(self, msg: str) -> None:
-        # uvicorn answers any parser error with 400; a refusal of ours says what was wrong.
-        if self._refusal is None:
-            super().send_400_response(msg)
+            return  # refused: what still arrives is dropped
+        if self._stash is not None:  # not expected while paused, but never out of order
+            self._stash = memoryview(bytes(self._stash) + data)
+            return
+        self._unset_keepalive_if_required()
+        if len(data) <= SLICE_BYTES:
+            self._feed(data)
         else:
-            self._send_refusal()
+            self._feed_slices(memoryview(data))
+
+    def _feed_slices(self, data: memoryview) -> None:
+        """Parse ``data`` a slice at a time, keeping the rest once reading is paused."""
+        start, end = 0, len(data)
+        while start < end:
+            if self.flow.read_paused:
+                self._stash = data[start:]
+                return
+            if not self._feed(data[start : start + SLICE_BYTES]):
+                return
+            start += SLICE_BYTES
+
+    def _feed(self, data: bytes | memoryview) -> bool:
+        """Parse ``data``; False once parsing has stopped (refused, malformed, upgraded)."""
+        self._pos = self._head_start = 0
+        self._head_unsized = False
+        self._feed_size = len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return False
+        except httptools.HttpParserError:
+            if self._refusal is None:  # not a refusal of ours: a request the parser rejects
+                self.logger.warning("Invalid HTTP request received.")
+                cycle = self.cycle  # the request being read, if its head is in
+                refused = cycle if not self._in_head and cycle and cycle.more_body else None
+                self._refuse(refusals.malformed(self.server_state.default_headers), refused)
+            return False
+        if self._in_head:
+            # The head being read began at _head_start: all that follows it is its own.
+            self._head_carried += self._feed_size - self._head_start
+            if self._head_carried > self._max_head:
+                self._refuse(refusals.head_too_large(self._max_head), None)
+                return False
+        return True
+
+    # -- reading, paused and resumed (Flow calls these) --------------------------------------
+
+    def reading_paused(self) -> None:
+        """Stop the read deadline's clock: the server, not the client, is holding things up."""
+        if self._read_timeout:
+            self._paused_at = time.monotonic()
+
+    def may_read(self) -> bool:
+        """Whether reading may go on: nothing refused, not too many requests waiting for their
+        answers, and the client reading its answers (unless the request being answered still
+        needs its body: its app may write before it reads)."""
+        if self._refusal is not None or len(self.pipeline) >= MAX_PIPELINED:
+            return False
+        if self.flow.write_paused:
+            active = self._active
+            return active is not None and active.more_body and not active.response_complete
+        return True
+
+    def resume(self) -> None:
+        """Read on (uvicorn asked to, and ``may_read``): from the stash first, if any."""
+        flow = self.flow
+        if self._paused_at is not None:
+            if self._reading_since is not None:
+                self._reading_since += time.monotonic() - self._paused_at
+            self._paused_at = None
+        if self._stash is None:
+            flow.start_reading()
+        elif not self._stash_scheduled:
+            # Not from here: this may run inside a parser callback (an answer written on the
+            # spot); the parser is fed again once that callback has returned.
+            self._stash_scheduled = True
+            self.loop.call_soon(self._parse_stash)
+
+    def _parse_stash(self) -> None:
+        self._stash_scheduled = False
+        stash, flow = self._stash, self.flow
+        if stash is None or self.transport.is_closing() or not flow.wanted or not self.may_read():
+            return
+        self._stash = None
+        flow.read_paused = False  # parse on; the transport stays paused until the stash is in
+        self._feed_slices(stash)
+        if self._stash is None and not flow.read_paused and self._refusal is None:
+            flow.start_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.flow.read_paused and self.flow.wanted and self.may_read():
+            self.resume()
 
     # -- parser callbacks --------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._head_unsized:  # an earlier request of this feed: where this one begins
+            self._pos += self._head_size() - self._head_carried
         # A request answered on the spot arms the keep-alive timer while the parser may still
         # hold the next one, pipelined behind it.
         self._unset_keepalive_if_required()
         super().on_message_begin()
-        self._head_received = 0
         self._in_head = True
+        self._head_unsized = False
+        self._head_start = self._pos
+        self._head_carried = 0
         if self._read_timeout and self._reading_since is None:
             self._reading_since = time.monotonic()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._head_bound > self._max_head and self._head_size() > self._max_head:
-            self._refuse_head()
-            raise _RefusedError  # httptools stops parsing; send_400_response answers
+        # Cheap bound first (all of the feed from the head on); the exact size only past it.
+        bound = self._head_carried + self._feed_size - self._head_start
+        if bound > self._max_head and self._head_size() > self._max_head:
+            self._refuse(refusals.head_too_large(self._max_head), None)
+            raise _RefusedError  # httptools stops parsing
+        self._head_unsized = True
         direct = self._direct
         self._may_hold = (
             direct is not None
             and self.url == _EXECUTE
             and not self.expect_100_continue
             and self.parser.get_method() == b"POST"
-            and direct.admits(self.headers)
+            and direct.admits(self.headers, HIGH_WATER_LIMIT)
         )
         super().on_headers_complete()
         self._may_hold = False
+
+    def on_body(self, body: bytes) -> None:
+        self._pos += len(body)
+        super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        self._chunk_from = self._pos
+
+    def on_chunk_complete(self) -> None:
+        # The framing around a chunk: its size in hex, two line ends (extensions not counted).
+        self._pos += len(b"%x" % (self._pos - self._chunk_from)) + 4
 
     def on_message_complete(self) -> None:
         self._reading_since = None
@@ -223,26 +298,41 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         answer = None
         if not self.flow.write_paused:
             try:
-                answer = app.answer_from_cache(cycle.scope, body)
+                if self._fresh_context:  # uvicorn's reset_contextvars, as for its own tasks
+                    answer = contextvars.Context().run(app.answer_from_cache, cycle.scope, body)
+                else:
+                    answer = app.answer_from_cache(cycle.scope, body)
             except Exception:  # a bug must not read as the client's malformed HTTP
                 logger.exception("answering a cache hit failed; the request takes the long way")
         if answer is not None:
             self._write(cycle, 200, *answer)
             return
-        task = self.loop.create_task(self._respond(app, cycle, body))
+        context = contextvars.Context() if self._fresh_context else None
+        task = self.loop.create_task(self._respond(app, cycle, body), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refusal is not None and not self._pending(None):
+            self._send_refusal()
+
     def _head_size(self) -> int:
-        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        """The head just parsed, as framed by a plain client: ``METHOD URL HTTP/1.1``, each
+        ``name: value``, CRLF after each line and one more at the end."""
+        size = len(self.parser.get_method()) + len(self.url) + 14
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
+        return size
 
     # -- the execute route -------------------------------------------------------------------
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self._active = cycle
         if self._may_hold and app is self.app and cycle is self.cycle:
             self._held = cycle  # until its body is in (on_message_complete)
             return
-        super()._start_asgi_task(cycle, _overloaded if app is service_unavailable else app)
+        super()._start_asgi_task(cycle, refusals.overloaded if app is service_unavailable else app)
 
     async def _respond(self, app: ToolApp, cycle: Any, body: bytes) -> None:
         """Serve a held request in its own task, and write the response once the client has
@@ -251,25 +341,27 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             status, headers, payload = await app.respond(cycle.scope, body)
             if self.flow.write_paused and not cycle.disconnected:
                 await self.flow.drain()
+            self._write(cycle, status, headers, payload)
         except Exception:  # respond answers every error of the tool's; this is a bug of ours
             logger.exception("serving POST /api/execute failed")
-            if not self.transport.is_closing():
+            if not self.transport.is_closing() and not cycle.response_started:
                 self.transport.write(error_response(ExecutionError("Internal server error")))
-                self.transport.close()
-            return
+            self.transport.close()
         except BaseException:
             self.transport.close()  # cancelled: a shutdown past its grace period
             raise
-        self._write(cycle, status, headers, payload)
 
     def _write(
         self, cycle: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
         """Write a response given without ASGI, as uvicorn's ``send`` would, then let the
         connection go on (to a pipelined request, or to the keep-alive timer)."""
-        if cycle.disconnected:
-            return
-        content = [STATUS_LINE[status]]
+        if cycle.disconnected or self.transport.is_closing():
+            return  # the client left (or was refused): the answer goes nowhere
+        direct = self._direct
+        if direct is not None and direct.varies:
+            headers = direct.finish(headers, body)
+        content = [refusals.status_line(status) if status != 200 else _OK]
         for name, value in self.server_state.default_headers:
             content += (name, b": ", value, b"\r\n")
         for name, value in headers:
@@ -285,17 +377,39 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     # -- refusals ----------------------------------------------------------------------------
 
-    def _refuse_head(self) -> None:
-        self._refusal = error_response(
-            HeadersTooLargeError(
-                f"The request line and headers are larger than {self._max_head} bytes",
-                details={"max_header_bytes": self._max_head},
-            )
-        )
+    def _pending(self, refused: Any) -> bool:
+        """Whether a request before ``refused`` (a cycle, or None for one whose head is not in)
+        still waits for its answer."""
+        active = self._active
+        if active is not None and active is not refused and not active.response_complete:
+            return True
+        return any(cycle is not refused for cycle, _ in self.pipeline)
+
+    def _refuse(self, response: bytes, refused: Any) -> None:
+        """Answer the request being read with ``response`` once every earlier request has its
+        answer, then close; read nothing more. ``refused`` is its cycle, if its head is in."""
+        self._refusal = response
+        self._stash = None
+        self._reading_since = None
+        self.flow.pause_reading()
+        if refused is not None:
+            if refused is self._active:
+                self._held = None
+                if refused.response_started:  # answered early; the rest never came
+                    self.transport.close()
+                    return
+            else:  # queued behind earlier requests: it never starts
+                for entry in self.pipeline:
+                    if entry[0] is refused:
+                        self.pipeline.remove(entry)
+                        break
+            refused.disconnected = True  # its app (if running) reads a disconnect
+            refused.message_event.set()
+        if not self._pending(refused):
+            self._send_refusal()
 
     def _send_refusal(self) -> None:
         assert self._refusal is not None
-        self._reading_since = None
         if not self.transport.is_closing():
             self.transport.write(self._refusal)
             self.transport.close()
@@ -303,93 +417,25 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     def check_deadline(self, now: float) -> None:
         """Cut off a request that is not in after the read timeout (the sweeper calls this)."""
         since = self._reading_since
-        if since is None or self._read_timeout is None or now - since < self._read_timeout:
+        if (
+            since is None
+            or self._read_timeout is None
+            or self.flow.read_paused
+            or now - since < self._read_timeout
+        ):
             return
         self._reading_since = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refusal is not None:
             return
         cycle = self.cycle
-        started = self._in_head  # some of a request's head has arrived
-        if not self._in_head and cycle is not None and not cycle.response_complete:
-            if cycle.response_started:  # answered early; the rest of the body never came
-                self.transport.close()
-                return
-            cycle.disconnected = True  # the app, waiting for the body, reads a disconnect
-            cycle.message_event.set()
-            started = True
-        if started:
-            self._refusal = error_response(
-                RequestTimeoutError(
-                    f"The request was not received within {self._read_timeout:g} s",
-                    details={"read_timeout_s": self._read_timeout},
-                )
-            )
-            self._send_refusal()
+        if self._in_head:
+            refused = None  # some of a head is in
+        elif cycle is not None and cycle.more_body:
+            refused = cycle  # its head is in, not all of its body
         else:  # a connection that never started a request
             self.transport.close()
+            return
+        self._refuse(refusals.request_timeout(self._read_timeout), refused)
 
 
-class _DirectRoute:
-    """The ``ToolApp`` under the app uvicorn serves, and the request headers that make a wrapper
-    between them act on a request (compression, CORS, proxy headers): requests sending any of
-    them are left to the ASGI path."""
-
-    __slots__ = ("app", "declining")
-
-    def __init__(self, app: ToolApp, declining: frozenset[bytes]) -> None:
-        self.app = app
-        self.declining = declining
-
-    @classmethod
-    def find(cls, app: Any) -> _DirectRoute | None:
-        """Look for the ``ToolApp`` through the wrappers it may be served in (all known ones)."""
-        declining: set[bytes] = set()
-        while not isinstance(app, ToolApp):
-            if isinstance(app, ProxyHeadersMiddleware):
-                declining |= {b"x-forwarded-for", b"x-forwarded-proto"}
-            elif isinstance(app, GZipMiddleware):
-                declining.add(b"accept-encoding")
-            elif isinstance(app, CORSMiddleware):
-                declining.add(b"origin")
-            else:
-                return None
-            app = app.app
-        return cls(app, frozenset(declining)) if app.serves_directly else None
-
-    def admits(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """True when a request with ``headers`` may be held until its body is in: a length
-        declared and no larger than what uvicorn buffers before it stops reading, and no
-        header a wrapper acts on."""
-        small = False
-        for name, value in headers:
-            if name == b"content-length":
-                small = value.isdigit() and int(value) <= HIGH_WATER_LIMIT
-            elif name == b"transfer-encoding" or name in self.declining:
-                return False
-        return small
-
-
-class _Sweeper:
-    """One timer per server: each second, checks the read deadline of every connection."""
-
-    __slots__ = ("_connections", "_loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
-        self._loop = loop
-        self._connections = connections
-
-    @classmethod
-    def ensure(cls, protocol: GuardedHTTPProtocol) -> None:
-        state = protocol.server_state
-        if getattr(state, _SWEEPER, None) is None:
-            sweeper = cls(protocol.loop, protocol.connections)
-            setattr(state, _SWEEPER, sweeper)
-            protocol.loop.call_later(_SWEEP_INTERVAL_S, sweeper.sweep)
-
-    def sweep(self) -> None:
-        now = time.monotonic()
-        for connection in list(self._connections):
-            if isinstance(connection, GuardedHTTPProtocol):
-                connection.check_deadline(now)
-        if not self._loop.is_closed():
-            self._loop.call_later(_SWEEP_INTERVAL_S, self.sweep)
+_OK = refusals.status_line(200)

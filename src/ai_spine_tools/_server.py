@@ -95,14 +95,15 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         server_header=False,
-        # The limits of a server on an open network (see _protocol): head size, keep-alive,
-        # connections; the read deadline rides on the config to reach worker processes.
-        http=_http_protocol(),
         log_config=_log_config(settings),
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_client_connections,
     )
+    # The limits of a server on an open network (see _protocol): head size, keep-alive,
+    # connections; the read deadline rides on the config to reach worker processes. Chosen once
+    # the config has set up logging, so that a warning about uvicorn's hooks is seen.
+    config.http = _http_protocol()
     config.ai_spine_read_timeout = settings.read_timeout_s or None
     runner = _GracefulServer(config)
     if reload:
@@ -179,12 +180,11 @@ def instance_directory() -> Iterator[str]:
 
 
 def _http_protocol() -> Any:
-    """The guarded httptools protocol, or uvicorn's h11 (head size only) without httptools."""
-    try:
-        from ai_spine_tools._protocol import GuardedHTTPProtocol
-    except ImportError:
-        return "h11"
-    return GuardedHTTPProtocol
+    """The guarded httptools protocol, or uvicorn's h11 with a warning when the installed
+    uvicorn lacks a hook it relies on (see ``_uvicorn_hooks``)."""
+    from ai_spine_tools._uvicorn_hooks import http_protocol
+
+    return http_protocol()
 
 
 class _GracefulServer(uvicorn.Server):
