@@ -435,12 +435,13 @@ async def test_tool_timeout_applies_when_run_gives_none() -> None:
     assert result.error_code == "TIMEOUT_ERROR"
 
 
-async def test_a_timeout_raised_by_the_tool_itself_is_not_ours() -> None:
+async def test_a_timeout_raised_by_the_tool_itself_is_an_upstream_timeout_not_ours() -> None:
     async def execute(input: dict[str, Any]) -> None:
         raise TimeoutError("upstream took too long")
 
     result = await make_tool(execute).run({"city": "x"}, timeout_ms=5000)
-    assert result.error_code == "EXECUTION_ERROR"
+    assert result.failure is not None
+    assert (result.error_code, result.failure.status) == ("UPSTREAM_TIMEOUT", 504)
 
 
 async def test_sync_execute_times_out_too() -> None:
