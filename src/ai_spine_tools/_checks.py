@@ -9,6 +9,7 @@ from typing import Literal
 
 from ai_spine_tools._config import env_name
 from ai_spine_tools._result import ToolResult
+from ai_spine_tools._startup import check_environment
 from ai_spine_tools._tool import Tool
 from ai_spine_tools.exceptions import ToolError
 from ai_spine_tools.fields import ArrayField, Field, JSONField, ObjectField, StringField
@@ -40,6 +41,7 @@ def check_tool(tool: Tool) -> list[Finding]:
                 'add e.g. "capabilities": ["weather.current"]',
             )
         )
+    findings += _check_environment(tool)
     findings += _check_fields(tool.input_schema.fields, "input")
     findings += _check_config(tool)
     findings += _check_execute(tool)
@@ -103,6 +105,19 @@ def _check_fields(fields: dict[str, Field], where: str) -> list[Finding]:
         if isinstance(field, ObjectField) and field.properties:
             out += _check_fields(dict(field.properties), path)
     return out
+
+
+def _check_environment(tool: Tool) -> list[Finding]:
+    """Variables that look like settings but are none (what serve warns about, or refuses)."""
+    variables = [env_name(key, field) for key, field in tool.config.fields.items()]
+    return [
+        Finding(
+            "problem" if problem.fatal else "warning",
+            problem.message,
+            "rename it (ai-spine serve refuses to start until then)" if problem.fatal else None,
+        )
+        for problem in check_environment(config_variables=variables)
+    ]
 
 
 def _check_config(tool: Tool) -> list[Finding]:
