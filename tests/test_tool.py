@@ -599,6 +599,15 @@ DECLARATION_ERRORS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+def test_a_misspelt_create_tool_keyword_names_the_closest_one() -> None:
+    options: dict[str, Any] = {"metadata": METADATA, "execute": _noop, "timeout": 1000}
+    with pytest.raises(ToolDefinitionError) as raised:
+        create_tool(**options)
+    assert raised.value.message.startswith(
+        "create_tool() got an unknown keyword 'timeout'; did you mean 'timeout_ms'?"
+    )
+
+
 @pytest.mark.parametrize(("options", "match"), DECLARATION_ERRORS)
 def test_create_tool_rejects_bad_declarations(options: dict[str, Any], match: str) -> None:
     arguments: dict[str, Any] = {"metadata": METADATA, "execute": _noop, **options}

@@ -77,7 +77,8 @@ def bind(fn: Callable[..., Any], role: str = "execute") -> Binding:
         return _unnamed(parameters, role)
     ordered = [p for p in parameters if p.kind in _POSITIONAL]
     if len(ordered) == 3 and all(
-        p.name not in NAMES or NAMES.index(p.name) == i for i, p in enumerate(ordered)
+        NAMES.index(p.name) == i if p.name in NAMES else p.default is p.empty
+        for i, p in enumerate(ordered)
     ):  # (input, cfg, context): the TypeScript order, with some of its names
         return Binding((0, 1, 2))
     positional: list[int] = []
