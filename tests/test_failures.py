@@ -138,14 +138,7 @@ def test_ai_spine_call_of_a_tool_whose_upstream_is_down_prints_the_503(closed_po
     try:
         down, slow = (
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "ai_spine_tools",
-                    "call",
-                    str(TOOLS / "unreachable.py"),
-                    json.dumps(arguments),
-                ],
+                [*CALL, json.dumps(arguments)],
                 capture_output=True,
                 text=True,
                 timeout=60,
