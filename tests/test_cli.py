@@ -157,7 +157,11 @@ def _broken_tool(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", ["serve", "dev", "call", "check", "schema", "mcp"])
-def test_an_import_error_is_one_line_naming_file_and_line(tmp_path: Path, command: str) -> None:
+def test_an_import_error_is_one_line_naming_file_and_line(
+    tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("AI_SPINE_DEBUG", "AI_SPINE_BLOCKING_STACKS", "AI_SPINE_MCP"):
+        monkeypatch.delenv(variable, raising=False)  # what a command sets is undone after it
     path = _broken_tool(tmp_path)
     result = CliRunner().invoke(main, [command, str(path)])
     assert result.exit_code == 1

@@ -404,9 +404,9 @@ def dev(target: str, host: str, port: int | None) -> None:
     from ai_spine_tools._loader import load_tool
     from ai_spine_tools._server import serve as run_server
 
+    load_tool(target)
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
     os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
-    load_tool(target)
     run_server(target, host=host, port=port, reload=True, log_level="debug")
 
 
