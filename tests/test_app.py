@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -618,13 +619,15 @@ async def test_ten_times_the_limit_at_once_sheds_the_excess_with_503() -> None:
     assert response.headers["retry-after"] == "1"
     assert health["requests"]["rejected_overloaded"] == limit * 9
     assert health["requests"]["in_flight"] == 0
-    assert slow.tool.get_metrics().concurrency == {
+    concurrency = slow.tool.get_metrics().concurrency
+    assert concurrency is not None
+    assert {key: concurrency[key] for key in ("in_flight", "limit", "queued", "queue_size")} == {
         "in_flight": 0,
         "limit": limit,
         "queued": 0,
         "queue_size": 0,
-        "rejected": limit * 9,
     }
+    assert concurrency["rejected"] == limit * 9
 
 
 @pytest.mark.parametrize(
@@ -681,3 +684,59 @@ async def test_json_a_float_or_utf_16_cannot_hold_is_named_as_such(
     assert reason in message
     assert paired.output_data is not None  # a whole pair is a character like any other
     assert paired.output_data["city"] == "\U0001f600"
+
+
+# -- what cannot be stopped, and what looks like a success -------------------------------------
+
+
+def _blocking(seconds: float, timeout_ms: int) -> Tool:
+    async def execute(input: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(seconds)  # noqa: ASYNC251 - blocks the loop: the deadline cannot cancel it
+        return {"slept": seconds}
+
+    return create_tool(
+        metadata={"name": "blocker", "version": "1.0.0", "description": "Blocks the loop"},
+        execute=execute,
+        timeout_ms=timeout_ms,
+    )
+
+
+async def test_an_async_execute_blocking_past_its_deadline_is_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = ServerSettings(diagnostics=False)
+    async with AsyncToolTestClient(_blocking(0.3, 100), settings) as client:
+        late = await client.execute({})
+        metrics = (await client.get("/metrics")).json
+    assert late.status_code == 200  # the work is done: its answer is kept, and reported
+    assert metrics["concurrency"]["deadline_overruns"] == {"sync": 0, "async": 1}
+    [warning] = [
+        r.getMessage() for r in caplog.records if "past its 100 ms deadline" in r.getMessage()
+    ]
+    assert warning.startswith("tool 'blocker': an execution ran ")
+    assert "blocked the event loop" in warning
+
+
+async def test_an_execution_within_its_deadline_is_no_overrun() -> None:
+    async with AsyncToolTestClient(_blocking(0.0, 1000), ServerSettings()) as client:
+        await client.execute({})
+        metrics = (await client.get("/metrics")).json
+    assert metrics["concurrency"]["deadline_overruns"] == {"sync": 0, "async": 0}
+
+
+@pytest.mark.parametrize(("debug", "warned"), [(True, 1), (False, 0)])
+async def test_returning_none_warns_once_in_debug_as_ai_spine_dev_runs(
+    debug: bool, warned: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def execute(input: dict[str, Any]) -> None:
+        input.get("city")  # forgot to return it
+
+    made = create_tool(
+        metadata={"name": "forgetful", "version": "1.0.0", "description": "Returns nothing"},
+        execute=execute,
+    )
+    async with AsyncToolTestClient(made, ServerSettings(debug=debug)) as client:
+        answers = [await client.execute({}) for _ in range(2)]
+    assert [a.output_data for a in answers] == [{}, {}]
+    logged = [r.getMessage() for r in caplog.records if "execute returned None" in r.getMessage()]
+    assert len(logged) == warned

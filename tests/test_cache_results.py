@@ -150,7 +150,8 @@ async def test_output_json_cannot_hold_is_an_error_and_not_cached() -> None:
     async with client(made) as c:
         response = await c.execute({})
     assert response.status_code == 500
-    assert response.error_code == "EXECUTION_ERROR"
+    assert response.error_code == "OUTPUT_NOT_SERIALIZABLE"
+    assert response.json["error_details"]["path"] == "output_data.value"
     assert made.cache.stats()["results"]["stored"] == 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ WEATHER = str(EXAMPLES / "weather.py")
 
 def test_call_prints_the_execute_response_and_exits_0() -> None:
     result = CliRunner().invoke(main, ["call", WEATHER, '{"city": "Madrid"}'])
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert result.exit_code == 0
     assert body["status"] == "success"
     assert body["output_data"]["city"] == "Madrid"
@@ -29,7 +30,7 @@ def test_call_prints_the_execute_response_and_exits_0() -> None:
 
 def test_call_with_invalid_input_prints_the_error_and_exits_1() -> None:
     result = CliRunner().invoke(main, ["call", WEATHER, '{"city": 5}'])
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert result.exit_code == 1
     assert body["error_code"] == "VALIDATION_ERROR"
     assert body["error_details"]["errors"][0]["path"] == "city"
@@ -41,7 +42,7 @@ def test_call_passes_config() -> None:
         main, ["call", target, '{"q": "x"}', "--config", '{"api_key": "k123456789"}']
     )
     assert result.exit_code == 0
-    assert json.loads(result.output)["output_data"]["key_length"] == 10
+    assert json.loads(result.stdout)["output_data"]["key_length"] == 10
 
 
 @pytest.mark.parametrize(
@@ -140,3 +141,107 @@ def test_a_tool_next_to_a_file_named_like_a_standard_module_does_not_shadow_it(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+# -- failing loudly, in one line -------------------------------------------------------------
+
+
+def _broken_tool(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.py"
+    path.write_text(
+        "from ai_spine_tools import create_tool, string_field\n"
+        "\n"
+        "CITY = string_field(maxlength=100)\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("command", ["serve", "dev", "call", "check", "schema", "mcp"])
+def test_an_import_error_is_one_line_naming_file_and_line(
+    tmp_path: Path, command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("AI_SPINE_DEBUG", "AI_SPINE_BLOCKING_STACKS", "AI_SPINE_MCP"):
+        monkeypatch.delenv(variable, raising=False)  # what a command sets is undone after it
+    path = _broken_tool(tmp_path)
+    result = CliRunner().invoke(main, [command, str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:3: string_field() got an unknown keyword 'maxlength'" in result.output
+    assert "did you mean 'max_length'?" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    path = _broken_tool(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "ai_spine_tools", "--debug", "call", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "string_field(maxlength=100)" in result.stderr
+
+
+def test_call_with_a_bad_setting_is_one_line_like_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AI_SPINE_REQUEST_TIMEOUT", "soon")
+    result = CliRunner().invoke(main, ["call", WEATHER, '{"city": "Oslo"}'])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Environment variable AI_SPINE_REQUEST_TIMEOUT")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "failing_setup.py"
+    path.write_text(
+        "from ai_spine_tools import create_tool\n"
+        "def setup():\n"
+        "    raise RuntimeError('no database')\n"
+        "tool = create_tool(metadata={'name': 'f', 'version': '1.0.0', 'description': 'x'},"
+        " execute=lambda input: {}, setup=setup)\n"
+    )
+    result = CliRunner().invoke(main, ["call", str(path)])
+    assert result.exit_code == 1
+    assert "no database" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_call_prints_a_streaming_tools_records_as_ndjson() -> None:
+    target = str(TOOLS / "streamer.py")
+    result = CliRunner().invoke(main, ["call", target, '{"count": 3}'])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0, result.output
+    assert [r["data"] for r in records[:-1]] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert (records[-1]["type"], records[-1]["status"]) == ("result", "success")
+
+
+def test_call_of_a_stream_that_fails_midway_exits_1() -> None:
+    target = str(TOOLS / "streamer.py")
+    result = CliRunner().invoke(main, ["call", target, '{"count": 3, "fail_at": 1}'])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1
+    assert records[-1]["type"] == "error"
+
+
+def test_call_warns_about_an_unknown_setting_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AI_SPINE_REQUST_TIMEOUT", "500")
+    result = CliRunner().invoke(main, ["call", WEATHER, '{"city": "Oslo"}'])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["status"] == "success"  # stdout stays the response alone
+    assert "did you mean AI_SPINE_REQUEST_TIMEOUT?" in result.stderr
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readmes_commands_name_files_that_exist() -> None:
+    root = README.parent
+    named = set(re.findall(r"ai-spine \w+ ([\w./-]+\.py)", README.read_text()))
+    assert named  # the commands were found
+    placeholders = ("path/to/", "src/NAME/")
+    missing = [
+        n for n in sorted(named) if not n.startswith(placeholders) and not (root / n).exists()
+    ]
+    assert missing == [], "README commands name files the repository does not have"

@@ -37,6 +37,8 @@ async def test_the_dashboard_is_off_unless_asked() -> None:
         response = await client.get("/dashboard")
     assert response.status_code == 404
     assert "GET /dashboard" not in response.text
+    assert "the dashboard is off; set AI_SPINE_DASHBOARD=true" in (response.error_message or "")
+    assert response.error_details["enable_with"] == "AI_SPINE_DASHBOARD=true"
 
 
 async def test_the_page_is_served_under_a_strict_policy() -> None:

@@ -201,6 +201,26 @@ async def test_sync_function_runs_in_a_worker_thread() -> None:
     assert result.data["thread"] != threading.get_ident()
 
 
+@tool
+async def bare_tool(city: str) -> dict[str, str]:
+    """Echo a city."""
+    return {"city": city}
+
+
+async def test_bare_decorator_names_the_tool_after_the_function() -> None:
+    assert isinstance(bare_tool, Tool)
+    assert (bare_tool.name, bare_tool.metadata.description) == ("bare-tool", "Echo a city.")
+    assert (await bare_tool.run({"city": "Lima"})).data == {"city": "Lima"}
+
+
+def test_a_misspelt_decorator_option_names_the_metadata_key_meant() -> None:
+    with pytest.raises(ToolDefinitionError, match="did you mean 'capabilities'"):
+
+        @tool(capabilites=["x"])
+        async def f(a: str) -> str:
+            return a
+
+
 def test_decorator_options_reach_the_metadata() -> None:
     @tool(
         "explicit-name",

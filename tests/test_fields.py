@@ -899,6 +899,43 @@ def test_field_definition_errors_raise_when_declared(
         declare()
 
 
+UNKNOWN_KEYWORDS: list[tuple[Callable[..., object], dict[str, Any], str]] = [
+    (string_field, {"maxlength": 100}, "string_field() got an unknown keyword 'maxlength'; "),
+    (string_field, {"maxLength": 100}, "did you mean 'max_length'?"),
+    (number_field, {"minimum": 1}, "number_field() got an unknown keyword 'minimum'"),
+    (enum_field, {"values": ["a"], "defualt": "a"}, "did you mean 'default'?"),
+    (array_field, {"maxItems": 3}, "array_field() got an unknown keyword 'maxItems'; did you "),
+    (email_field, {"requird": True}, "email_field() got an unknown keyword 'requird'; did you "),
+    (api_key_field, {"envv": "K"}, "secret_field() got an unknown keyword 'envv'; did you mean"),
+    (string_field, {"colour": "red"}, "'colour'; it takes: default, description, env, "),
+]
+
+
+@pytest.mark.parametrize(("builder", "options", "message"), UNKNOWN_KEYWORDS)
+def test_a_wrong_keyword_names_the_builder_and_the_closest_keyword(
+    builder: Callable[..., object], options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ToolDefinitionError) as raised:
+        builder(**options)
+    assert message in raised.value.message
+
+
+def test_positional_options_are_refused_by_name() -> None:
+    with pytest.raises(ToolDefinitionError, match=r"string_field\(\) takes its options as"):
+        string_field(*[100])
+
+
+def test_the_mapping_form_names_the_field_path() -> None:
+    with pytest.raises(ToolDefinitionError, match=r"^input\.city: string_field\(\) got an unknown"):
+        as_field({"type": "string", "maxLenght": 5}, where="input.city")
+
+
+def test_required_with_a_default_names_the_builder_and_the_value() -> None:
+    with pytest.raises(ToolDefinitionError) as raised:
+        string_field(required=True, default="x")
+    assert raised.value.message.startswith("string_field(required=True, default='x'): ")
+
+
 def test_pattern_error_explains_re2() -> None:
     with pytest.raises(ToolDefinitionError, match="lookahead, lookbehind and backreferences"):
         string_field(pattern="^(?!admin).*$")

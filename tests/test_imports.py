@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +49,11 @@ def test_public_names_are_sorted_and_importable() -> None:
     assert ai_spine_tools.__all__ == sorted(ai_spine_tools.__all__)
     for name in ai_spine_tools.__all__:
         assert hasattr(ai_spine_tools, name), name
+
+
+def test_the_all_extra_installs_every_extra_a_user_can_use() -> None:
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    [everything] = extras["all"]
+    named = set(everything.split("[", 1)[1].rstrip("]").split(","))
+    assert named == set(extras) - {"all", "dev"}

@@ -231,6 +231,9 @@ async def test_mcp_is_off_unless_asked_for() -> None:
     finally:
         await host.stop()
     assert response.status == 404
+    body = json.loads(response.body)
+    assert "set AI_SPINE_MCP=true (or run ai-spine serve --mcp)" in body["error_message"]
+    assert body["error_details"]["enable_with"] == "AI_SPINE_MCP=true"
 
 
 def test_mcp_without_the_sdk_fails_at_start_up_naming_the_extra(
@@ -340,3 +343,44 @@ def test_stdio_runs_cleanup_and_exits_0_on_sigterm(tmp_path: Path) -> None:
         process.kill()
         process.communicate()
     assert marker.read_text() == "cleanup ran\n"
+
+
+PIPED = [
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "pipe", "version": "1"},
+        },
+    },
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "slow-tool", "arguments": {"seconds": 0.2}},
+    },
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", range(3))
+def test_stdio_answers_every_request_read_before_the_end_of_input(run: int) -> None:
+    piped = "".join(json.dumps(message) + "\n" for message in PIPED)
+    result = subprocess.run(
+        [sys.executable, "-m", "ai_spine_tools", "mcp", str(TOOLS / "slow.py")],
+        input=piped,  # written whole, then stdin closes: the call is still running at EOF
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    answers = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert result.returncode == 0, result.stderr
+    assert sorted(answer["id"] for answer in answers) == [1, 2, 3]
+    called = next(answer for answer in answers if answer["id"] == 3)
+    assert called["result"]["structuredContent"]["slept"] == 0.2

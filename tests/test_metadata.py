@@ -64,6 +64,11 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"author": 5}, "author must be a string"),
     ({"homepage": ["x"]}, "homepage must be a string"),
     ({"owner": "me"}, "unknown metadata key 'owner'"),
+    (
+        {"capabilites": ["x"]},
+        r"unknown metadata key 'capabilites' \(did you mean 'capabilities'\?\)",
+    ),
+    ({"Version": "1.0.0"}, "did you mean 'version'"),
 ]
 
 

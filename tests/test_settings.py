@@ -22,7 +22,7 @@ def test_defaults_need_no_environment() -> None:
     [
         ({"PORT": "8080"}, "port", 8080),
         ({"HOST": "127.0.0.1"}, "host", "127.0.0.1"),
-        ({"AI_SPINE_WORKER_THREADS": "4"}, "workers", 4),
+        ({"AI_SPINE_WORKERS": "4"}, "workers", 4),
         ({"AI_SPINE_REQUEST_TIMEOUT": "1500"}, "request_timeout_ms", 1500),
         ({"AI_SPINE_API_KEYS": " a , b,,c "}, "api_keys", ("a", "b", "c")),
         ({"AI_SPINE_ENABLE_COMPRESSION": "TRUE"}, "compression", True),
@@ -75,7 +75,7 @@ def test_each_variable_is_read(environ: dict[str, str], attribute: str, value: o
     [
         ({"PORT": "eighty"}, "PORT"),
         ({"PORT": "70000"}, "PORT"),
-        ({"AI_SPINE_WORKER_THREADS": "0"}, "AI_SPINE_WORKER_THREADS"),
+        ({"AI_SPINE_WORKERS": "0"}, "AI_SPINE_WORKERS"),
         ({"AI_SPINE_REQUEST_TIMEOUT": "-5"}, "AI_SPINE_REQUEST_TIMEOUT"),
         ({"AI_SPINE_MAX_BODY_BYTES": "lots"}, "AI_SPINE_MAX_BODY_BYTES"),
         ({"AI_SPINE_ENABLE_COMPRESSION": "maybe"}, "AI_SPINE_ENABLE_COMPRESSION"),
@@ -134,3 +134,22 @@ def test_repr_hides_keys_secrets_and_the_redis_password() -> None:
         api_keys=("k-hidden",), signing_secrets=("s-hidden",), redis_url="redis://:pw-hidden@h/0"
     )
     assert "hidden" not in repr(settings)
+
+
+def test_the_old_workers_variable_still_works_with_a_deprecation_warning() -> None:
+    with pytest.deprecated_call(match="use AI_SPINE_WORKERS"):
+        settings = ServerSettings.from_env({"AI_SPINE_WORKER_THREADS": "3"})
+    assert settings.workers == 3
+
+
+def test_the_new_workers_variable_wins_over_the_old_one_without_a_warning() -> None:
+    environ = {"AI_SPINE_WORKERS": "2", "AI_SPINE_WORKER_THREADS": "5"}
+    assert ServerSettings.from_env(environ).workers == 2  # filterwarnings = error: none raised
+
+
+def test_a_bad_old_workers_value_names_the_old_variable() -> None:
+    with (
+        pytest.deprecated_call(),
+        pytest.raises(ServerConfigurationError, match="AI_SPINE_WORKER_THREADS"),
+    ):
+        ServerSettings.from_env({"AI_SPINE_WORKER_THREADS": "0"})

@@ -435,12 +435,13 @@ async def test_tool_timeout_applies_when_run_gives_none() -> None:
     assert result.error_code == "TIMEOUT_ERROR"
 
 
-async def test_a_timeout_raised_by_the_tool_itself_is_not_ours() -> None:
+async def test_a_timeout_raised_by_the_tool_itself_is_an_upstream_timeout_not_ours() -> None:
     async def execute(input: dict[str, Any]) -> None:
         raise TimeoutError("upstream took too long")
 
     result = await make_tool(execute).run({"city": "x"}, timeout_ms=5000)
-    assert result.error_code == "EXECUTION_ERROR"
+    assert result.failure is not None
+    assert (result.error_code, result.failure.status) == ("UPSTREAM_TIMEOUT", 504)
 
 
 async def test_sync_execute_times_out_too() -> None:
@@ -596,6 +597,15 @@ DECLARATION_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"execute": lambda input: None, "executor": "process"}, "top level of a module"),
     ({"execute": _nested(), "executor": "process"}, r"got _nested.<locals>.execute"),
 ]
+
+
+def test_a_misspelt_create_tool_keyword_names_the_closest_one() -> None:
+    options: dict[str, Any] = {"metadata": METADATA, "execute": _noop, "timeout": 1000}
+    with pytest.raises(ToolDefinitionError) as raised:
+        create_tool(**options)
+    assert raised.value.message.startswith(
+        "create_tool() got an unknown keyword 'timeout'; did you mean 'timeout_ms'?"
+    )
 
 
 @pytest.mark.parametrize(("options", "match"), DECLARATION_ERRORS)

@@ -28,6 +28,7 @@ from ai_spine_tools._headers import API_SECURITY_HEADERS, page_security_headers
 from ai_spine_tools._instance import InstanceMetrics
 from ai_spine_tools._limits import JSONLimits, has_open_fields
 from ai_spine_tools._logging import log_execution
+from ai_spine_tools._output import ENCODER, check_finite, unserializable
 from ai_spine_tools._ratelimit import RateLimiter
 from ai_spine_tools._schema import invalid_json
 from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
@@ -61,6 +62,7 @@ from ai_spine_tools.exceptions import (
     ConfigurationError,
     EndpointNotFoundError,
     ExecutionError,
+    ExecutionTimeoutError,
     MethodNotAllowedError,
     ServerConfigurationError,
     ToolError,
@@ -80,6 +82,17 @@ logger = logging.getLogger("ai_spine_tools.server")
 # JSON answers load nothing: the strictest policy. HTML pages get the page policy (_headers).
 _SECURITY_HEADERS = API_SECURITY_HEADERS
 _EXECUTE = "/api/execute"
+_SWITCHED_OFF = {
+    "/dashboard": (
+        "AI_SPINE_DASHBOARD=true",
+        ": the dashboard is off; set AI_SPINE_DASHBOARD=true to serve it here",
+    ),
+    "/mcp": (
+        "AI_SPINE_MCP=true",
+        ": MCP is off; set AI_SPINE_MCP=true (or run ai-spine serve --mcp) to serve it here",
+    ),
+}
+_OVERRUN_SLACK_MS = 50  # past the deadline's 10 ms slot, what loop latency alone can add
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -124,6 +137,10 @@ class ToolApp:
             self.settings.rate_limit_by or ("key" if self.auth_on else "ip")
         ) == "key"
         self.timeout_ms = tool.timeout_ms or self.settings.request_timeout_ms or DEFAULT_TIMEOUT_MS
+        # An execution that ends this long after it began outlived its deadline uncancelled:
+        # its async execute blocked the loop (a cancelled one ends within a 10 ms slot of it).
+        self._overrun_ms = self.timeout_ms + _OVERRUN_SLACK_MS
+        self.overruns = 0  # such executions, for /metrics
         self.draining = False
         self._wrapped_signals: list[tuple[int, Any, Any]] = []
         self.in_flight = 0
@@ -135,7 +152,7 @@ class ToolApp:
 
         self._version = tool.version.encode()
         self._envelope = msgspec.json.Decoder(_Envelope)
-        self._encoder = msgspec.json.Encoder()
+        self._encoder = ENCODER
         self._openapi: bytes | None = None
         self._routes: dict[str, dict[str, Handler]] = {
             _EXECUTE: {"POST": self.execute},
@@ -152,6 +169,7 @@ class ToolApp:
         self._open_input = has_open_fields(tool.input_schema.fields)
         self._log_level = logging.INFO if self.settings.log_requests else logging.DEBUG
         self._log_requests = logger.isEnabledFor(self._log_level)
+        self._warn_none = self.settings.debug  # on in ai-spine dev
         self._metrics_on = self.settings.metrics
         self.instance = InstanceMetrics.from_env(
             tool.metrics, functools.partial(probes.instance_figures, self)
@@ -209,9 +227,13 @@ class ToolApp:
         head = method == "HEAD"
         try:
             if route is None:
+                off = _SWITCHED_OFF.get(path)
+                details: dict[str, Any] = {"available_endpoints": probes.endpoints(self)}
+                if off is not None:  # a route that exists once a setting turns it on
+                    details["enable_with"] = off[0]
                 raise EndpointNotFoundError(
-                    f"No endpoint at {_clip(scope['path'])}",
-                    details={"available_endpoints": probes.endpoints(self)},
+                    f"No endpoint at {_clip(scope['path'])}" + ("" if off is None else off[1]),
+                    details=details,
                 )
             handler = route.get("GET" if head else method)
             if handler is None:
@@ -360,6 +382,8 @@ class ToolApp:
                 begun = time.perf_counter()
                 result = await tool.invoke(values, config, context)
                 took_ms = (time.perf_counter() - begun) * 1000.0
+                if took_ms > self._overrun_ms:
+                    self._overran(took_ms, result.failure)
                 if result.failure is not None:
                     raise result.failure
                 if span is not None:
@@ -435,6 +459,22 @@ class ToolApp:
         if self._log_requests:
             self._log_execution(request, execution_id, None)
         return self._headers(request, response), response.body
+
+    def _overran(self, took_ms: float, failure: ToolError | None) -> None:
+        """An execution ran ``took_ms``, past its deadline, and was not stopped: count it and
+        say why (a timeout answered on time is no overrun)."""
+        if isinstance(failure, ExecutionTimeoutError):
+            return
+        self.overruns += 1
+        logger.warning(
+            "tool %r: an execution ran %.0f ms, past its %d ms deadline, and could not be "
+            "stopped: its async execute blocked the event loop (or swallowed the cancellation), "
+            "and a deadline can only cancel code at an await. Make the slow call async, or "
+            "declare execute with a plain def so it runs in the thread pool (README: Deadlines).",
+            self.tool.name,
+            took_ms,
+            self.timeout_ms,
+        )
 
     def count_execution(self, request: Request, code: str | None) -> None:
         """Count a finished execution (``code``: its error, if any) in the built-in metrics."""
@@ -592,6 +632,8 @@ class ToolApp:
             return self._success(execution_id, result.data, result.metadata, took_ms)
         outcome = await self.results.fetch(values, config, context, flags)
         took_ms = (time.perf_counter() - begun) * 1000.0
+        if took_ms > self._overrun_ms:
+            self._overran(took_ms, outcome.failure)
         if outcome.failure is not None:
             raise outcome.failure
         if not (flags.no_cache or flags.no_store or request.cache_directives):
@@ -650,22 +692,39 @@ class ToolApp:
         )
 
     def _success(self, execution_id: str, data: Any, metadata: Any, took_ms: float) -> Response:
-        output = data if isinstance(data, dict) else ({} if data is None else {"result": data})
+        if type(data) is dict:
+            output = data
+        elif data is None:
+            output = {}
+            if self._warn_none:  # ai-spine dev: a forgotten return looks like an empty success
+                self._warn_none = False
+                logger.warning(
+                    "tool %r: execute returned None, so the caller gets output_data {}; "
+                    "did it forget a return? (logged once)",
+                    self.tool.name,
+                )
+        else:
+            output = data if isinstance(data, dict) else {"result": data}
+        extra = dict(metadata) if metadata else None
         envelope = _Success(
             execution_id=execution_id,
             status="success",
             output_data=output,
             execution_time_ms=round(took_ms, 3),
             timestamp=_now_iso(),
-            metadata=dict(metadata) if metadata else None,
+            metadata=extra,
         )
         try:
             body = self._encoder.encode(envelope)
+            if body.find(b"null") >= 0:  # perhaps a NaN or an infinity msgspec wrote as null
+                check_finite(body, output_data=output, metadata=extra)
         except (TypeError, ValueError, OverflowError) as exc:
-            logger.error("tool %s returned output that is not JSON: %s", self.tool.name, exc)
-            raise ExecutionError(
-                "The tool returned output that cannot be encoded as JSON"
-            ) from None
+            failure = unserializable(exc, output_data=output, metadata=extra)
+            logger.error("tool %s: %s", self.tool.name, failure.message)
+            raise failure from None
+        except ToolError as exc:
+            logger.error("tool %s: %s", self.tool.name, exc.message)
+            raise
         return Response(200, body, [])
 
     def _error(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ai_spine_tools._config import env_name
+from ai_spine_tools._result import ToolResult
+from ai_spine_tools._startup import check_environment
 from ai_spine_tools._tool import Tool
 from ai_spine_tools.exceptions import ToolError
 from ai_spine_tools.fields import ArrayField, Field, JSONField, ObjectField, StringField
@@ -39,6 +41,7 @@ def check_tool(tool: Tool) -> list[Finding]:
                 'add e.g. "capabilities": ["weather.current"]',
             )
         )
+    findings += _check_environment(tool)
     findings += _check_fields(tool.input_schema.fields, "input")
     findings += _check_config(tool)
     findings += _check_execute(tool)
@@ -82,15 +85,21 @@ def _check_fields(fields: dict[str, Field], where: str) -> list[Finding]:
                     "bound every array (max_items=...) so work per request is bounded",
                 )
             )
-        if (
-            isinstance(field, JSONField | ObjectField)
-            and getattr(field, "properties", None) is None
-        ):
+        if isinstance(field, JSONField):
             out.append(
                 Finding(
                     "warning",
                     f"{path} accepts any JSON",
-                    "declare properties=... where the shape is known",
+                    "where the shape is known, declare it: object_field(properties={...}) or "
+                    "array_field(items=...)",
+                )
+            )
+        elif isinstance(field, ObjectField) and field.properties is None:
+            out.append(
+                Finding(
+                    "warning",
+                    f"{path} accepts any JSON object",
+                    "declare properties={...} where the shape is known",
                 )
             )
         if isinstance(field, ObjectField) and field.properties:
@@ -98,18 +107,36 @@ def _check_fields(fields: dict[str, Field], where: str) -> list[Finding]:
     return out
 
 
+def _check_environment(tool: Tool) -> list[Finding]:
+    """Variables that look like settings but are none (what serve warns about, or refuses)."""
+    variables = [env_name(key, field) for key, field in tool.config.fields.items()]
+    return [
+        Finding(
+            "problem" if problem.fatal else "warning",
+            problem.message,
+            "rename it (ai-spine serve refuses to start until then)" if problem.fatal else None,
+        )
+        for problem in check_environment(config_variables=variables)
+    ]
+
+
 def _check_config(tool: Tool) -> list[Finding]:
     out: list[Finding] = []
-    for key, field in tool.config.fields.items():
-        if field.required and field.default is None and not field.overridable:
-            out.append(
-                Finding(
-                    "warning",
-                    f"config.{key} is required: each request must send it unless "
-                    f"{env_name(key, field)} is set on the server",
-                    f"set {env_name(key, field)} in the deployment, or mark it overridable",
-                )
+    try:
+        missing = tool.config.required_per_request()
+    except ToolError as exc:  # a bad server-side value: start-up would fail on it
+        return [Finding("problem", exc.message, "fix the variable it names")]
+    for key in missing:
+        variable = env_name(key, tool.config.fields[key])
+        out.append(
+            Finding(
+                "warning",
+                f"config.{key} is required and {variable} is not set: every request must send "
+                f"config.{key}",
+                f"set {variable} where the tool runs (export {variable}=...), or leave it to "
+                "each request if callers bring their own",
             )
+        )
     return out
 
 
@@ -140,28 +167,45 @@ def _run_example(tool: Tool) -> list[Finding]:
         ]
     try:
         result = asyncio.run(_run(tool, example))
-    except ToolError as exc:
+    except Exception as exc:  # setup raised, or the server-side config is invalid
+        what = exc.message if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
         return [
             Finding(
                 "problem",
-                f"the tool could not start: {exc.message}",
-                "set the config it needs (see the config warnings above)",
+                f"the tool could not start: {what}",
+                "set the config it needs (see the config warnings above), and check setup",
             )
         ]
-    if result is None:
+    if result.ok:
+        if result.data is None:
+            return [
+                Finding(
+                    "warning",
+                    "execute returned None for the example input: callers get an empty "
+                    "output_data {}",
+                    "return the result (a dict); did the function forget its return?",
+                )
+            ]
         return [Finding("ok", "the example input validates and executes")]
+    missing = [env_name(key, tool.config.fields[key]) for key in tool.config.required_per_request()]
+    if result.error_code == "CONFIGURATION_ERROR" and missing:
+        return [
+            Finding(
+                "warning",
+                f"the example was not executed: it needs config that has no value here "
+                f"({result.error_message})",
+                f"set {', '.join(missing)} and run ai-spine check again to execute it",
+            )
+        ]
     return [
         Finding(
             "problem",
-            f"executing the example failed: {result}",
+            f"executing the example failed: {result.error_code}: {result.error_message}",
             "run it with 'ai-spine call' and AI_SPINE_DEBUG=true to see why",
         )
     ]
 
 
-async def _run(tool: Tool, example: dict[str, object]) -> str | None:
+async def _run(tool: Tool, example: dict[str, object]) -> ToolResult:
     async with tool:
-        result = await tool.run(example, debug=True)
-    if result.ok:
-        return None
-    return f"{result.error_code}: {result.error_message}"
+        return await tool.run(example, debug=True)

@@ -9,7 +9,7 @@ import types
 import typing
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin, overload
 
 import msgspec
 
@@ -57,6 +57,11 @@ _META_OPTIONS = {
 }
 
 
+@overload
+def tool(name: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
 def tool(
     name: str | None = None,
     *,
@@ -72,8 +77,29 @@ def tool(
     cache: bool | Mapping[str, Any] | None = None,
     executor: Executor = "thread",
     **metadata: Any,
-) -> Callable[[Callable[..., Any]], Tool]:
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    name: str | Callable[..., Any] | None = None,
+    *,
+    version: str = "1.0.0",
+    description: str | None = None,
+    capabilities: Sequence[str] = (),
+    config: Mapping[str, Any] | None = None,
+    setup: Callable[..., Any] | None = None,
+    cleanup: Callable[..., Any] | None = None,
+    health_check: Callable[..., Any] | None = None,
+    unknown_fields: UnknownFields = "reject",
+    timeout_ms: int | None = None,
+    cache: bool | Mapping[str, Any] | None = None,
+    executor: Executor = "thread",
+    **metadata: Any,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a ``Tool``; each parameter becomes an input field.
+
+    Use it bare (``@tool``: the tool is named after the function) or called
+    (``@tool(name=..., capabilities=[...])``).
 
     A parameter's type hint gives its field (``str``, ``int``, ``float``, ``bool``, ``Literal``,
     ``list[...]``, ``dict``, ``date``, ``datetime``, ``time``, ``UUID``, ``Any``), refined by
@@ -84,7 +110,12 @@ def tool(
     ``def`` in the server's process pool, as there.
     """
 
+    if callable(name):  # bare @tool: the function came as the name
+        return tool()(name)
+
     def build(fn: Callable[..., Any]) -> Tool:
+        if not callable(fn):
+            raise ToolDefinitionError(f"@tool decorates a function (got {fn!r})")
         hints = typing.get_type_hints(fn, include_extras=True)
         fields: dict[str, Field] = {}
         context_name: str | None = None
@@ -105,27 +136,29 @@ def tool(
         is_async = inspect.iscoroutinefunction(fn)
 
         def arguments(
-            input: dict[str, Any], cfg: dict[str, Any], context: ToolContext
+            input: dict[str, Any], config: dict[str, Any], context: ToolContext
         ) -> dict[str, Any]:
             kwargs = dict(input)
             if context_name is not None:
                 kwargs[context_name] = context
             if wants_config:
-                kwargs["config"] = cfg
+                kwargs["config"] = config
             return kwargs
 
         async def execute_async(
-            input: dict[str, Any], cfg: dict[str, Any], context: ToolContext
+            input: dict[str, Any], config: dict[str, Any], context: ToolContext
         ) -> Any:
-            return await fn(**arguments(input, cfg, context))
+            return await fn(**arguments(input, config, context))
 
-        def execute_sync(input: dict[str, Any], cfg: dict[str, Any], context: ToolContext) -> Any:
-            return fn(**arguments(input, cfg, context))
+        def execute_sync(
+            input: dict[str, Any], config: dict[str, Any], context: ToolContext
+        ) -> Any:
+            return fn(**arguments(input, config, context))
 
         async def execute_stream(
-            input: dict[str, Any], cfg: dict[str, Any], context: ToolContext
+            input: dict[str, Any], config: dict[str, Any], context: ToolContext
         ) -> AsyncIterator[Any]:
-            async for item in fn(**arguments(input, cfg, context)):
+            async for item in fn(**arguments(input, config, context)):
                 yield item
 
         execute: Callable[..., Any] = execute_async if is_async else execute_sync
@@ -172,12 +205,12 @@ class _InProcess:
         self.context_name = context_name
         self.wants_config = wants_config
 
-    def __call__(self, input: dict[str, Any], cfg: dict[str, Any], context: ToolContext) -> Any:
+    def __call__(self, input: dict[str, Any], config: dict[str, Any], context: ToolContext) -> Any:
         kwargs = dict(input)
         if self.context_name is not None:
             kwargs[self.context_name] = context
         if self.wants_config:
-            kwargs["config"] = cfg
+            kwargs["config"] = config
         return self.function(**kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -77,13 +77,19 @@ def overloaded(app: ToolApp, request: Request) -> Response:
 
 
 def concurrency(app: ToolApp) -> dict[str, Any]:
-    """Executions running and waiting against the limit, and how many were refused."""
+    """Executions running and waiting against the limit, how many were refused, the thread pool
+    of sync functions (``executor``) and the executions that ran past their deadline
+    (``deadline_overruns``: sync ones still holding a thread when it passed, async ones that
+    blocked the event loop past it)."""
+    threads = app.tool.threads
     return {
         "in_flight": app.in_flight,
         "limit": app.max_in_flight,
         "queued": len(app._waiters),
         "queue_size": app.settings.queue_size,
         "rejected": app.overloaded,
+        "executor": threads.figures(),
+        "deadline_overruns": {"sync": threads.overdue_total, "async": app.overruns},
     }
 
 

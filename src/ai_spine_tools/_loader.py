@@ -5,20 +5,26 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
+import sysconfig
+import traceback
 from pathlib import Path
 from types import ModuleType
 
 from ai_spine_tools._processcalls import forget_file, remember_file
 from ai_spine_tools._tool import Tool
-from ai_spine_tools.exceptions import ToolDefinitionError
+from ai_spine_tools.exceptions import ToolDefinitionError, ToolError
 
-__all__ = ["import_file", "load_tool", "locate"]
+__all__ = ["import_failure", "import_file", "load_tool", "locate"]
 
 
 def load_tool(target: str) -> Tool:
     """Import ``target`` and return its tool: the named attribute, a module-level ``tool``, or the
-    module's only ``Tool``."""
+    module's only ``Tool``.
+
+    Any error while importing it becomes a ``ToolDefinitionError`` whose message starts with
+    the ``file:line`` where it happened (the error itself is its ``__cause__``)."""
     spec, _, attr = target.partition(":")
     if not spec:
         raise ToolDefinitionError(
@@ -70,7 +76,11 @@ def _import(spec: str) -> ModuleType:
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
-        raise ToolDefinitionError(f"cannot import {spec!r}: {exc}") from None
+        if exc.name is not None and (spec + ".").startswith(exc.name + "."):  # the target's own
+            raise ToolDefinitionError(f"cannot import {spec!r}: {exc}") from None
+        raise ToolDefinitionError(import_failure(exc)) from exc
+    except Exception as exc:
+        raise ToolDefinitionError(import_failure(exc)) from exc
 
 
 def import_file(path: str, name: str) -> ModuleType:
@@ -94,8 +104,47 @@ def import_file(path: str, name: str) -> ModuleType:
     remember_file(name, path)
     try:
         module_spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as exc:
         del sys.modules[name]
         forget_file(name)
+        if isinstance(exc, Exception):
+            raise ToolDefinitionError(import_failure(exc)) from exc
         raise
     return module
+
+
+def import_failure(exc: Exception) -> str:
+    """One line for an error raised while importing a tool: where (``file:line``, in the
+    deepest frame of the user's own code) and what."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # where the parser stopped
+        return f"{_shown(exc.filename)}:{exc.lineno}: SyntaxError: {exc.msg}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [frame for frame in frames if _is_users(frame.filename)]
+    where = f"{_shown(own[-1].filename)}:{own[-1].lineno}: " if own else ""
+    what = exc.message if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
+    return where + what
+
+
+_NOT_USERS = tuple(
+    str(Path(path).resolve())
+    for path in {
+        str(Path(__file__).parent),
+        *(sysconfig.get_paths().get(key, "") for key in ("stdlib", "platstdlib")),
+        *(sysconfig.get_paths().get(key, "") for key in ("purelib", "platlib")),
+    }
+    if path
+)
+
+
+def _is_users(filename: str) -> bool:
+    """True for a file of the user's code: not the SDK's, the standard library's, an
+    installed package's, nor the import machinery's (``<frozen ...>``)."""
+    if filename.startswith("<"):
+        return False
+    return not str(Path(filename).resolve()).startswith(_NOT_USERS)
+
+
+def _shown(filename: str) -> str:
+    """``filename`` relative to the working directory when it is inside it."""
+    relative = os.path.relpath(filename)
+    return filename if relative.startswith("..") else relative

@@ -7,6 +7,8 @@ Two transports serve the same MCP server:
   ``MCPEndpoint``. Sessions are stateless, so any worker process (or instance) can answer any
   request, and answers are plain JSON.
 - stdio (``ai-spine mcp path/to/tool.py``), for desktop agents that start the tool themselves.
+  Every request read before the end of input is answered before the server exits (the SDK
+  cancels the handlers still running when its input ends; ``_Draining`` holds that end back).
 
 Either way, the server lists one tool whose ``inputSchema`` is ``tool.json_schema()``, and a
 ``tools/call`` runs through ``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from ai_spine_tools._wire import Receive, Scope, Send
 
 __all__ = ["MCPEndpoint", "mcp_server", "serve_stdio"]
+
+_DRAIN_GRACE_S = 5.0  # past an execution's deadline, for its answer to be written
 
 _MISSING_SDK = (
     "MCP needs the mcp package, which is not installed: pip install 'ai-spine-tools[mcp]'"
@@ -230,7 +234,10 @@ async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
     try:
         async with stdio_server() as (read, write):
             options = server.create_initialization_options()
-            running = asyncio.ensure_future(server.run(read, write, options))
+            answers = _Answers(grace_s=app.timeout_ms / 1000.0 + _DRAIN_GRACE_S)
+            running = asyncio.ensure_future(
+                server.run(_Draining(read, answers), _Answering(write, answers), options)
+            )
             terminated = _cancel_on_sigterm(running)
             with contextlib.suppress(asyncio.CancelledError):
                 await running
@@ -242,6 +249,106 @@ async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
     finally:
         with contextlib.redirect_stdout(sys.stderr):
             await host.stop()
+
+
+class _Answers:
+    """The ids of the requests read from stdin and not yet answered."""
+
+    def __init__(self, *, grace_s: float) -> None:
+        self.pending: set[Any] = set()
+        self.grace_s = grace_s
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    def expect(self, request_id: Any) -> None:
+        self.pending.add(request_id)
+        self._settled.clear()
+
+    def answered(self, request_id: Any) -> None:
+        self.pending.discard(request_id)
+        if not self.pending:
+            self._settled.set()
+
+    async def all_answered(self) -> None:
+        """Wait until every request read has its answer (at most ``grace_s``: an execution's
+        deadline bounds each, so this only ends a request the client cancelled)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), self.grace_s)
+
+
+class _Draining:
+    """The stdio read stream, whose end (stdin closed) comes only once every request it gave
+    has been answered."""
+
+    def __init__(self, inner: Any, answers: _Answers) -> None:
+        self._inner = inner
+        self._answers = answers
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        import anyio
+        import mcp_types as types
+
+        try:
+            item = await self._inner.receive()
+        except anyio.EndOfStream:
+            await self._answers.all_answered()
+            raise
+        message = getattr(item, "message", None)
+        if isinstance(message, types.JSONRPCRequest):
+            self._answers.expect(message.id)
+        elif isinstance(message, types.JSONRPCNotification) and (
+            message.method == "notifications/cancelled"
+        ):  # a cancelled request gets no answer
+            self._answers.answered((message.params or {}).get("requestId"))
+        return item
+
+    def __aiter__(self) -> _Draining:
+        return self
+
+    async def __anext__(self) -> Any:
+        import anyio
+
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _Draining:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _Answering:
+    """The stdio write stream, noting each request answered."""
+
+    def __init__(self, inner: Any, answers: _Answers) -> None:
+        self._inner = inner
+        self._answers = answers
+
+    async def send(self, item: Any, /) -> None:
+        await self._inner.send(item)
+        message = getattr(item, "message", None)
+        request_id = getattr(message, "id", None)
+        if request_id is not None and not hasattr(message, "method"):  # a response or an error
+            self._answers.answered(request_id)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _Answering:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def _cancel_on_sigterm(task: asyncio.Future[Any]) -> asyncio.Event:

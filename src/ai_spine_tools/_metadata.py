@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ai_spine_tools.exceptions import ToolDefinitionError
+from ai_spine_tools.fields._base import suggest
 
 __all__ = ["ToolMetadata"]
 
@@ -39,7 +40,7 @@ class ToolMetadata:
         if not isinstance(metadata, Mapping):
             raise ToolDefinitionError(f"metadata must be a mapping (got {type(metadata).__name__})")
         known = {f.name for f in fields(cls)}
-        problems = [f"unknown metadata key {key!r}" for key in metadata if key not in known]
+        problems = [_unknown(str(key), known) for key in metadata if key not in known]
         name = metadata.get("name")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             problems.append(
@@ -82,3 +83,8 @@ class ToolMetadata:
                 continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+def _unknown(key: str, known: set[str]) -> str:
+    close = suggest(key, known)
+    return f"unknown metadata key {key!r}" + (f" (did you mean {close!r}?)" if close else "")

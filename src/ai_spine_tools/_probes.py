@@ -32,6 +32,7 @@ async def health(app: ToolApp, request: Request) -> Response:
         checks["rate_limit"] = app.limiter.status()
         if app.limiter.degraded and state == "healthy":
             state = "degraded"
+    checks["executor"] = executor = app.tool.threads.check()
     snapshot = app.tool.metrics
     body = {
         "status": state,
@@ -63,6 +64,10 @@ async def health(app: ToolApp, request: Request) -> Response:
             "rejected_overloaded": concurrency.get("rejected", 0),
         }
         breakers = figures.get("breakers") or {}
+        executor = _executor_check(concurrency.get("executor") or {}, executor)
+        checks["executor"] = executor
+    if executor["status"] != "ok" and state == "healthy":
+        state = body["status"] = "degraded"  # every thread held: sync executions wait or time out
     if breakers:
         body["breakers"] = breakers
         if state == "healthy" and any(b["state"] != "closed" for b in breakers.values()):
@@ -193,6 +198,21 @@ async def check_tool(app: ToolApp) -> tuple[str, dict[str, Any]]:
             state = "degraded"
         return state, {"setup": "ok", "tool": outcome}
     return "healthy", {"setup": "ok", "tool": str(outcome)}
+
+
+def _executor_check(figures: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """The ``executor`` check of an instance, from its workers' pools added up."""
+    if "max" not in figures:
+        return own
+    busy, most = figures.get("busy", 0), figures["max"]
+    out: dict[str, Any] = {
+        "status": "degraded" if busy >= most else "ok",
+        "busy": busy,
+        "max": most,
+    }
+    if figures.get("overdue"):
+        out["overdue"] = figures["overdue"]
+    return out
 
 
 def _exposition(scope: Scope) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.config
 import os
 import shutil
 import sys
@@ -23,6 +24,7 @@ from ai_spine_tools._instance import METRICS_DIR_VARIABLE
 from ai_spine_tools._loader import load_tool, locate
 from ai_spine_tools._logging import log_config
 from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools._startup import announce, check_tool_environment
 from ai_spine_tools._tool import Tool
 from ai_spine_tools._wire import ASGIApp
 from ai_spine_tools.exceptions import ToolDefinitionError
@@ -58,10 +60,16 @@ def serve(
     Settings come from the environment (see ``ServerSettings``); arguments given here win. With
     ``workers`` above 1, or ``reload``, each process loads the tool again from its target.
     ``server="granian"`` runs it on granian (the ``[granian]`` extra) instead of uvicorn.
+
+    Before it listens, the environment is checked for variables that look like settings but are
+    none (see ``_startup``): a near miss of a security setting raises ``UnknownSettingError``;
+    the others are logged as warnings, followed by one line of security posture.
     """
     settings = (settings or ServerSettings.from_env()).replace(
         host=host, port=port, workers=workers, log_level=log_level
     )
+    loaded = load_tool(tool) if isinstance(tool, str) else tool
+    problems = check_tool_environment(loaded)
     multi = settings.workers > 1 or reload or server == "granian"
     app: Any
     if multi:
@@ -75,10 +83,11 @@ def serve(
         _export(settings)
         app = "ai_spine_tools._server:app_from_env"
         if server == "granian":
+            logging.config.dictConfig(_log_config(settings))
+            announce(problems, settings)
             _serve_granian(app, settings, reload=reload)
             return
     else:
-        loaded = load_tool(tool) if isinstance(tool, str) else tool
         app = with_middleware(ToolApp(loaded, settings), settings)
     config = _Config(
         app,
@@ -105,6 +114,7 @@ def serve(
     # the config has set up logging, so that a warning about uvicorn's hooks is seen.
     config.http = _http_protocol()
     config.ai_spine_read_timeout = settings.read_timeout_s or None
+    announce(problems, settings)  # uvicorn's config has set up logging by now
     runner = _GracefulServer(config)
     if reload:
         from uvicorn.supervisors import ChangeReload
@@ -203,7 +213,7 @@ def _export(settings: ServerSettings) -> None:
     """Put explicit settings into the environment, where worker processes read them."""
     os.environ["HOST"] = settings.host
     os.environ["PORT"] = str(settings.port)
-    os.environ["AI_SPINE_WORKER_THREADS"] = str(settings.workers)
+    os.environ["AI_SPINE_WORKERS"] = str(settings.workers)
     os.environ["AI_SPINE_LOG_LEVEL"] = settings.log_level
 
 

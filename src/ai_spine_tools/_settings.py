@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ai_spine_tools.exceptions import ServerConfigurationError
 
-__all__ = ["DOCUMENTED_SETTINGS", "ServerSettings", "process_workers_from_env"]
+__all__ = [
+    "DEPRECATED_SETTINGS",
+    "DOCUMENTED_SETTINGS",
+    "SECURITY_SETTINGS",
+    "ServerSettings",
+    "process_workers_from_env",
+]
 
 T = TypeVar("T")
 PUBLIC_ROUTE_CHOICES = ("/metrics", "/schema", "/dashboard")
@@ -31,7 +38,8 @@ class ServerSettings:
 
     Attributes (variable, default):
         host (``HOST``, ``0.0.0.0``), port (``PORT``, 3000),
-        workers (``AI_SPINE_WORKER_THREADS``, 1): worker processes sharing the port,
+        workers (``AI_SPINE_WORKERS``, 1; ``AI_SPINE_WORKER_THREADS``, its old name, still
+        works with a deprecation warning): worker processes sharing the port,
         request_timeout_ms (``AI_SPINE_REQUEST_TIMEOUT``, 25000): execution deadline,
         max_body_bytes (``AI_SPINE_MAX_BODY_BYTES``, 10 MiB): larger bodies get 413,
         max_json_depth (``AI_SPINE_MAX_JSON_DEPTH``, 64) and max_json_items
@@ -169,7 +177,7 @@ class ServerSettings:
         return cls(
             host=read("HOST", str, cls.host),
             port=read("PORT", _int_between(1, 65535), cls.port),
-            workers=read("AI_SPINE_WORKER_THREADS", _int_between(1, 512), cls.workers),
+            workers=_workers(read, env, cls.workers),
             request_timeout_ms=read(
                 "AI_SPINE_REQUEST_TIMEOUT", _int_between(1, 86_400_000), cls.request_timeout_ms
             ),
@@ -260,6 +268,16 @@ class ServerSettings:
             ),
             process_workers=process_workers_from_env(env),
         )
+
+
+def _workers(read: _Reader, env: Mapping[str, str], default: int) -> int:
+    """``AI_SPINE_WORKERS``, else its deprecated name (with a ``DeprecationWarning``)."""
+    if not env.get("AI_SPINE_WORKERS", "").strip() and env.get("AI_SPINE_WORKER_THREADS", ""):
+        warnings.warn(
+            DEPRECATED_SETTINGS["AI_SPINE_WORKER_THREADS"], DeprecationWarning, stacklevel=3
+        )
+        return read("AI_SPINE_WORKER_THREADS", _int_between(1, 512), default)
+    return read("AI_SPINE_WORKERS", _int_between(1, 512), default)
 
 
 def process_workers_from_env(environ: Mapping[str, str] | None = None) -> int | None:
@@ -375,7 +393,8 @@ def _parse_rate(raw: str, variable: str | None) -> Any:
 DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("PORT", "3000", "Port to listen on"),
     ("HOST", "0.0.0.0", "Interface to listen on"),
-    ("AI_SPINE_WORKER_THREADS", "1", "Worker processes sharing the port"),
+    ("AI_SPINE_WORKERS", "1", "Worker processes sharing the port"),
+    ("AI_SPINE_SERVER", "uvicorn", "HTTP server of ai-spine serve: uvicorn or granian"),
     ("AI_SPINE_REQUEST_TIMEOUT", "25000", "Execution deadline in milliseconds"),
     ("AI_SPINE_MAX_BODY_BYTES", "10485760", "Largest accepted request body in bytes"),
     ("AI_SPINE_MAX_JSON_DEPTH", "64", "Deepest JSON nesting accepted in a body (else 400)"),
@@ -392,6 +411,11 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_PUBLIC_ROUTES", "", "Of /metrics, /schema, /dashboard: open even when auth is on"),
     ("AI_SPINE_CSP", "", "Content-Security-Policy of HTML pages such as /dashboard"),
     ("AI_SPINE_REQUIRE_AUTH", "false", "Refuse to start without API keys"),
+    (
+        "AI_SPINE_ALLOW_UNKNOWN_SETTINGS",
+        "false",
+        "Start even when a variable is a near miss of a security setting (else exit 2)",
+    ),
     ("AI_SPINE_RATE_LIMIT", "", "Requests allowed per caller, e.g. 100/minute"),
     ("AI_SPINE_RATE_LIMIT_BY", "key", "Count requests per API key or per client IP (key|ip)"),
     ("AI_SPINE_ENABLE_COMPRESSION", "false", "Gzip responses for clients that accept it"),
@@ -431,3 +455,22 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_REDIS_PREFIX", "ai-spine:", "Prefix of every key this server writes to Redis"),
 )
 """Every environment variable the server reads: name, default and meaning (for .env.example)."""
+
+DEPRECATED_SETTINGS: dict[str, str] = {
+    "AI_SPINE_WORKER_THREADS": (
+        "AI_SPINE_WORKER_THREADS is deprecated: it sets worker processes, not threads; "
+        "use AI_SPINE_WORKERS"
+    ),
+}
+"""Old names that still work, with what to use instead."""
+
+SECURITY_SETTINGS = frozenset(
+    {
+        "AI_SPINE_API_KEYS",
+        "AI_SPINE_API_KEYS_FILE",
+        "AI_SPINE_SIGNING_SECRETS",
+        "AI_SPINE_SIGNING_SECRETS_FILE",
+        "AI_SPINE_REQUIRE_AUTH",
+    }
+)
+"""The settings that decide who may call: a near miss of one of them stops start-up."""

@@ -21,19 +21,17 @@ that disconnects stops the generator.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-import msgspec
-
 from ai_spine_tools._deadlines import deadlines
-from ai_spine_tools.exceptions import ExecutionError, ExecutionTimeoutError, ToolError
+from ai_spine_tools._failures import error_for
+from ai_spine_tools._output import ENCODER, check_finite, unserializable
+from ai_spine_tools.exceptions import ExecutionTimeoutError, ToolError
 
 __all__ = ["NDJSON", "SSE", "ResultStream", "wants_sse"]
 
-logger = logging.getLogger("ai_spine_tools.server")
 
 NDJSON = b"application/x-ndjson"
 SSE = b"text/event-stream"
@@ -76,7 +74,7 @@ class ResultStream:
         self._tool_name = tool_name
         self._finish = finish
         self._now = now
-        self._encode = msgspec.json.Encoder().encode
+        self._encode = ENCODER.encode
         self._buffer: list[bytes] = []
         self._size = 0
         self._ready = asyncio.Event()  # something to send, or the end
@@ -122,10 +120,10 @@ class ResultStream:
                 f"Execution exceeded its timeout of {self._timeout_ms} ms",
                 details={"timeout_ms": self._timeout_ms},
             )
-        except Exception as exc:
-            logger.exception("streaming tool %s failed after %d items", self._tool_name, self.count)
-            message = f"{type(exc).__name__}: {exc}" if self._debug else "Tool execution failed"
-            self._error = ExecutionError(message)
+        except Exception as exc:  # error_for logs it, with its traceback
+            self._error = error_for(
+                exc, self._tool_name, execution_id=self.execution_id, debug=self._debug
+            )
         finally:
             if slot is not None:
                 watcher.release(task, slot)
@@ -136,9 +134,14 @@ class ResultStream:
                 await aclose()  # runs the generator's finally blocks if it stopped mid-way
 
     def _line(self, item: Any) -> bytes:
+        try:
+            data = self._encode(item)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise unserializable(exc, **{f"items[{self.count}]": item}) from None
+        check_finite(data, **{f"items[{self.count}]": item})
         if self._sse:
-            return b"event: item\ndata: " + self._encode(item) + b"\n\n"
-        return b'{"type":"item","data":' + self._encode(item) + b"}\n"
+            return b"event: item\ndata: " + data + b"\n\n"
+        return b'{"type":"item","data":' + data + b"}\n"
 
     async def send(self, send: Send, receive: Receive) -> None:
         """Send every item as it comes, then the final record; stop if the client goes away."""

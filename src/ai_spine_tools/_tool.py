@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from ai_spine_tools._breaker import BreakerRegistry
 from ai_spine_tools._config import ConfigResolver
 from ai_spine_tools._context import NO_SECURITY, SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools._deadlines import deadlines
+from ai_spine_tools._failures import error_for
 from ai_spine_tools._http import close_shared_client
 from ai_spine_tools._metadata import ToolMetadata
 from ai_spine_tools._metrics import MetricsSnapshot, ToolMetrics
 from ai_spine_tools._processes import shutdown_shared_pool
 from ai_spine_tools._result import ToolResult, normalise_result
 from ai_spine_tools._schema import Schema
+from ai_spine_tools._signature import Binding, bind
+from ai_spine_tools._threads import ThreadRunner
 from ai_spine_tools.cache import CacheOptions, ToolCache
 from ai_spine_tools.exceptions import (
-    ExecutionError,
     ExecutionTimeoutError,
     ToolDefinitionError,
     ToolError,
 )
 from ai_spine_tools.fields import Field, as_field
+from ai_spine_tools.fields._base import unknown_keyword
 
 __all__ = ["DEFAULT_TIMEOUT_MS", "Executor", "Tool", "create_tool"]
 
@@ -42,6 +43,8 @@ DEFAULT_TIMEOUT_MS = 25_000
 Execute = Callable[..., Any]
 UnknownFields = Literal["reject", "ignore"]
 Executor = Literal["thread", "process"]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Tool:
@@ -85,7 +88,12 @@ class Tool:
         self.config_schema = Schema(config_fields, subject="config", forbid_unknown=False)
         self.config = ConfigResolver(config_fields)
         self.timeout_ms = timeout_ms
-        self._execute, self._arity = execute, _positional_arity(execute, "execute", 3)
+        self._binding: Binding = bind(execute)
+        """How ``execute``'s parameters take ``(input, config, context)`` (see ``_signature``)."""
+        # The usual forms take the first n values positionally: a slice, on the hot path.
+        prefix = self._binding.prefix
+        self._arity = -1 if prefix is None else prefix
+        self._execute = execute
         self._is_async = _is_async(execute)
         self.executor: Executor = _check_executor(executor, execute, is_async=self._is_async)
         """Where a plain ``def execute`` runs: ``"thread"`` (the thread pool) or ``"process"``
@@ -96,8 +104,8 @@ class Tool:
             self._execute, self._is_async = _collect_stream(execute), True
         self._stream = execute
         self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
-        self._max_threads = max_threads or min(32, (os.cpu_count() or 1) + 4)
-        self._threads: ThreadPoolExecutor | None = None
+        self.threads = ThreadRunner(self.name, max_threads or min(32, (os.cpu_count() or 1) + 4))
+        """The thread pool of sync functions, and what holds its threads (``checks.executor``)."""
         self._lock: asyncio.Lock | None = None
         self._started = False
         self.resources: Any = None
@@ -147,7 +155,7 @@ class Tool:
                 try:
                     self.resources = await self._call(self._setup, *args)
                 except BaseException:
-                    self._release_threads()  # a sync setup ran in the pool: do not leak it
+                    self.threads.shutdown()  # a sync setup ran in the pool: do not leak it
                     raise
             self._started = True
 
@@ -161,14 +169,9 @@ class Tool:
                 arity = _positional_arity(self._cleanup, "cleanup", 1)
                 await self._call(self._cleanup, *((self.resources,) if arity else ()))
         finally:
-            self._release_threads()
+            self.threads.shutdown()
             await close_shared_client()
             shutdown_shared_pool()
-
-    def _release_threads(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
-            self._threads = None
 
     async def __aenter__(self) -> Tool:
         await self.start()
@@ -248,17 +251,23 @@ class Tool:
         context: ToolContext,
     ) -> ToolResult:
         """Execute with already-validated values under the context's deadline."""
-        args = (input, config, context)[: self._arity]
         task: Any = asyncio.current_task()
         watcher = deadlines()
         slot = None if context.deadline is None else watcher.watch(task, context.deadline)
         try:
             if self._is_async:
-                value = await self._execute(*args)
+                if self._arity >= 0:
+                    value = await self._execute(*(input, config, context)[: self._arity])
+                else:
+                    args, kwargs = self._binding.arrange(input, config, context)
+                    value = await self._execute(*args, **kwargs)
             elif self.executor == "process":
-                value = await self._in_process(args)
+                value = await self._in_process(input, config, context)
             else:
-                value = await self._in_thread(self._execute, *args)
+                args, kwargs = self._binding.arrange(input, config, context)
+                value = await self.threads.run(
+                    self._execute, args, kwargs, timeout_ms=context.timeout_ms
+                )
                 if inspect.isawaitable(value):  # a sync function that returned a coroutine
                     value = await value
         except ToolError as exc:
@@ -273,9 +282,10 @@ class Tool:
                 )
             )
         except Exception as exc:
-            logger.exception("tool %s failed (execution %s)", self.name, context.execution_id)
-            message = f"{type(exc).__name__}: {exc}" if context.debug else "Tool execution failed"
-            return ToolResult.from_exception(ExecutionError(message))
+            failure = error_for(
+                exc, self.name, execution_id=context.execution_id, debug=context.debug
+            )
+            return ToolResult.from_exception(failure)
         finally:
             if slot is not None:
                 watcher.release(task, slot)
@@ -285,7 +295,8 @@ class Tool:
         self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
     ) -> AsyncIterator[Any]:
         """Start a streaming tool's ``execute`` with validated values; return its generator."""
-        stream: AsyncIterator[Any] = self._stream(*(input, config, context)[: self._arity])
+        args, kwargs = self._binding.arrange(input, config, context)
+        stream: AsyncIterator[Any] = self._stream(*args, **kwargs)
         return stream
 
     # -- serving ---------------------------------------------------------------------------
@@ -349,26 +360,36 @@ class Tool:
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if _is_async(fn):
             return await fn(*args)
-        result = await self._in_thread(fn, *args)
+        result = await self.threads.run(fn, args)
         return await result if inspect.isawaitable(result) else result
 
-    async def _in_process(self, args: tuple[Any, ...]) -> Any:
+    async def _in_process(
+        self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
+    ) -> Any:
         from ai_spine_tools._processes import shared_pool
 
-        if len(args) == 3:  # the context's snapshot: what makes sense in another process
-            args = (args[0], args[1], args[2].snapshot())
+        # The context's snapshot: what makes sense in another process.
+        shown = context.snapshot() if self._binding.uses_context else context
+        args, kwargs = self._binding.arrange(input, config, shown)
         role = f"tool {self.name!r} (executor='process')"
-        return await shared_pool().call(self._execute, args, {}, role=role)
-
-    def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-        if self._threads is None:
-            self._threads = ThreadPoolExecutor(
-                max_workers=self._max_threads, thread_name_prefix=f"ai-spine-{self.name}"
-            )
-        call = functools.partial(contextvars.copy_context().run, fn, *args)
-        return asyncio.get_running_loop().run_in_executor(self._threads, call)
+        return await shared_pool().call(self._execute, args, kwargs, role=role)
 
 
+def _keywords_checked(fn: Callable[P, T]) -> Callable[P, T]:
+    """``fn``, refusing an unknown keyword with a message naming the closest one it takes."""
+    accepted = frozenset(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+        for key in kwargs:
+            if key not in accepted:
+                raise ToolDefinitionError(unknown_keyword(fn.__name__, key, accepted))
+        return fn(*args, **kwargs)
+
+    return checked
+
+
+@_keywords_checked
 def create_tool(
     *,
     metadata: Mapping[str, Any],
@@ -386,7 +407,10 @@ def create_tool(
     """Declare a tool from metadata, a schema of input and config fields, and its functions.
 
     ``execute(input, config, context)`` may be async or sync (sync runs in a bounded thread pool)
-    or an async generator (the server streams what it yields), and may take fewer arguments.
+    or an async generator (the server streams what it yields). Its parameters are matched by
+    name: any of ``input``, ``config`` and ``context``, in any order, keyword-only too; three
+    parameters of other names take that order (see ``_signature``); any other form is a
+    ``ToolDefinitionError`` here.
     It returns a dict (success data), a ``ToolResult``, or the TypeScript SDK's
     ``{"status": ..., "data": ..., "error": ...}`` shape, or raises a ``ToolError``. The schema
     is compiled once, here.
@@ -431,7 +455,9 @@ def _fields(declared: Mapping[str, Any], where: str) -> dict[str, Field]:
     out = {}
     for key, value in declared.items():
         if not isinstance(key, str) or not key:
-            raise ToolDefinitionError(f"schema[{where!r}] has a field name that is not a string")
+            raise ToolDefinitionError(
+                f"schema[{where!r}] has a field name that is not a string (got {key!r})"
+            )
         out[key] = as_field(value, where=f"{where}.{key}")
     return out
 
@@ -444,8 +470,8 @@ def _is_stream(fn: Callable[..., Any]) -> bool:
 
 
 def _collect_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Awaitable[Any]]:
-    async def collected(*args: Any) -> dict[str, Any]:
-        return {"items": [item async for item in fn(*args)]}
+    async def collected(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"items": [item async for item in fn(*args, **kwargs)]}
 
     return collected
 

@@ -1,4 +1,9 @@
-"""The ``ai-spine`` command: serve a tool, call it once, or load-test it."""
+"""The ``ai-spine`` command: serve a tool, call it once, or load-test it.
+
+A command that fails prints one line saying why (``file:line`` for an error while importing the
+tool) and exits non-zero: 1, or 2 for a near miss of a security setting (see ``_startup``).
+``ai-spine --debug COMMAND`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,50 @@ from typing import Any, Literal
 import click
 
 from ai_spine_tools import __version__
-from ai_spine_tools.exceptions import ToolError
+from ai_spine_tools.exceptions import ToolError, UnknownSettingError
 
 __all__ = ["main"]
 
+_BAD_SETTING = 2  # as click's usage errors: the command line (its environment) must change
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Main(click.Group):
+    """The command group: a failure is one line on stderr and a non-zero exit status, never a
+    traceback (unless ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            if isinstance(exc, UnknownSettingError):
+                click.echo(f"Error: {exc.message}", err=True)
+                ctx.exit(_BAD_SETTING)
+            if isinstance(exc, ToolError):
+                raise click.ClickException(exc.message) from None
+            raise click.ClickException(
+                f"{type(exc).__name__}: {exc} (ai-spine --debug {ctx.invoked_subcommand} ... "
+                "shows the traceback)"
+            ) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ai-spine")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+def main(debug: bool) -> None:
     """Build, serve and call AI Spine tools."""
+
+
+def _check_environment(tool: Any) -> None:
+    """Warn on stderr about variables that look like settings but are none; raise
+    ``UnknownSettingError`` for a near miss of a security setting."""
+    from ai_spine_tools._startup import check_tool_environment
+
+    for problem in check_tool_environment(tool):
+        click.echo(f"Warning: {problem.message}", err=True)
 
 
 @main.command()
@@ -31,7 +71,7 @@ def main() -> None:
     "--workers",
     type=click.IntRange(1, 512),
     default=None,
-    help="Worker processes sharing the port [AI_SPINE_WORKER_THREADS, 1].",
+    help="Worker processes sharing the port [AI_SPINE_WORKERS, 1].",
 )
 @click.option("--reload", is_flag=True, help="Restart when the tool's files change.")
 @click.option(
@@ -69,19 +109,16 @@ def serve(
 
     if mcp:
         os.environ["AI_SPINE_MCP"] = "true"  # the environment reaches every worker process
-    try:
-        load_tool(target)  # fail here, with a clear message, before any process starts
-        run_server(
-            target,
-            host=host,
-            port=port,
-            workers=workers,
-            reload=reload,
-            log_level=log_level,
-            server=server,
-        )
-    except ToolError as exc:
-        raise click.ClickException(exc.message) from None
+    load_tool(target)  # fail here, with a clear message, before any process starts
+    run_server(
+        target,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level=log_level,
+        server=server,
+    )
 
 
 @main.command()
@@ -91,24 +128,26 @@ def serve(
 def call(target: str, input_json: str, config_json: str | None) -> None:
     """Run the tool in TARGET once in-process with INPUT (a JSON object) and print the response.
 
-    The response is exactly what POST /api/execute would answer; the exit status is 0 for a
-    success and 1 for an error.
+    The response is exactly what POST /api/execute would answer (a streaming tool's records as
+    NDJSON, one a line); the exit status is 0 for a success and 1 for an error.
     """
     from ai_spine_tools._app import create_app
     from ai_spine_tools._inprocess import InProcessApp
     from ai_spine_tools._loader import load_tool
 
-    try:
-        tool = load_tool(target)
-        body: dict[str, Any] = {"input_data": _json_object(input_json, "INPUT")}
-        if config_json is not None:
-            body["config"] = _json_object(config_json, "--config")
-    except ToolError as exc:
-        raise click.ClickException(exc.message) from None
+    tool = load_tool(target)
+    body: dict[str, Any] = {"input_data": _json_object(input_json, "INPUT")}
+    if config_json is not None:
+        body["config"] = _json_object(config_json, "--config")
+    _check_environment(tool)
+    app = create_app(tool)  # a bad setting fails here, naming the variable
 
     async def run() -> tuple[int, bytes]:
-        client = InProcessApp(create_app(tool))
-        await client.start()
+        client = InProcessApp(app)
+        try:
+            await client.start()
+        except RuntimeError as exc:  # setup raised; the lifespan said why
+            raise click.ClickException(str(exc)) from None
         try:
             response = await client.request(
                 "POST",
@@ -121,8 +160,15 @@ def call(target: str, input_json: str, config_json: str | None) -> None:
         return response.status, response.body
 
     status, payload = asyncio.run(run())
-    click.echo(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
-    sys.exit(0 if status == 200 and json.loads(payload).get("status") == "success" else 1)
+    if tool.streams and status == 200:  # NDJSON: each record as it came, the result last
+        lines = [line for line in payload.decode().splitlines() if line.strip()]
+        for line in lines:
+            click.echo(line)
+        last = json.loads(lines[-1]) if lines else {}
+        sys.exit(0 if last.get("status") == "success" else 1)
+    answer = json.loads(payload)
+    click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    sys.exit(0 if status == 200 and answer.get("status") == "success" else 1)
 
 
 @main.command()
@@ -358,13 +404,10 @@ def dev(target: str, host: str, port: int | None) -> None:
     from ai_spine_tools._loader import load_tool
     from ai_spine_tools._server import serve as run_server
 
+    load_tool(target)
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
     os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
-    try:
-        load_tool(target)
-        run_server(target, host=host, port=port, reload=True, log_level="debug")
-    except ToolError as exc:
-        raise click.ClickException(exc.message) from None
+    run_server(target, host=host, port=port, reload=True, log_level="debug")
 
 
 @main.command()
@@ -459,20 +502,16 @@ def mcp(target: str, log_level: str | None) -> None:
     from ai_spine_tools._mcp import serve_stdio
     from ai_spine_tools._settings import ServerSettings
 
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the protocol alone
-            tool = load_tool(target)
-        settings = ServerSettings.from_env()
-    except ToolError as exc:
-        raise click.ClickException(exc.message) from None
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the protocol alone
+        tool = load_tool(target)
+    settings = ServerSettings.from_env()
+    _check_environment(tool)
     level = (log_level or os.environ.get("AI_SPINE_LOG_LEVEL") or "warning").upper()
     logging.basicConfig(
         stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
         asyncio.run(serve_stdio(tool, settings))
-    except ToolError as exc:
-        raise click.ClickException(exc.message) from None
     except RuntimeError as exc:  # the tool's start-up failed (its setup raised)
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

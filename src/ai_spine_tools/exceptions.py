@@ -9,6 +9,8 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     ├── InvalidJSONError               INVALID_JSON           400
     ├── ConfigurationError             CONFIGURATION_ERROR    400  (a request's config)
     │   └── ServerConfigurationError   CONFIGURATION_ERROR    500  (the server's own settings)
+    │       └── UnknownSettingError    CONFIGURATION_ERROR    500  (a near miss of a security
+    │                                                              setting: start-up stops)
     ├── ToolDefinitionError (TypeError) TOOL_DEFINITION_ERROR 500  (raised while declaring a tool)
     ├── AuthenticationError            AUTHENTICATION_REQUIRED 401
     ├── EndpointNotFoundError          ENDPOINT_NOT_FOUND     404
@@ -20,6 +22,7 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     ├── RateLimitError                 RATE_LIMIT_EXCEEDED    429  retryable
     ├── HeadersTooLargeError           HEADERS_TOO_LARGE      431
     ├── ExecutionError                 EXECUTION_ERROR        500
+    │   ├── OutputNotSerializableError OUTPUT_NOT_SERIALIZABLE 500 (a value JSON cannot hold)
     │   ├── UnpicklableError (TypeError) EXECUTION_ERROR      500  (a to_process call or result)
     │   └── WorkerCrashedError         EXECUTION_ERROR        500  (a process-pool worker died)
     ├── ServiceUnavailableError        SERVICE_UNAVAILABLE    503  retryable
@@ -33,8 +36,11 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
         └── UpstreamTimeoutError (TimeoutError)
                                        UPSTREAM_TIMEOUT       504  retryable
 
-Tool code may raise any of these (or a subclass with its own ``code``); anything else raised from
-``execute`` becomes an ``ExecutionError`` whose message hides the internals unless debug is on.
+Tool code may raise any of these (or a subclass with its own ``code``). A connection error or a
+timeout of another client escaping ``execute`` (aiohttp's, httpx's, redis's, asyncpg's, or the
+builtin ``ConnectionError`` and ``TimeoutError``) becomes an ``UpstreamConnectionError`` or an
+``UpstreamTimeoutError``; anything else raised from ``execute`` becomes an ``ExecutionError``
+whose message hides the internals unless debug is on.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ __all__ = [
     "HeadersTooLargeError",
     "InvalidJSONError",
     "MethodNotAllowedError",
+    "OutputNotSerializableError",
     "OverloadedError",
     "PayloadTooLargeError",
     "RateLimitError",
@@ -61,6 +68,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ToolDefinitionError",
     "ToolError",
+    "UnknownSettingError",
     "UnpicklableError",
     "UnsupportedContentTypeError",
     "UpstreamConnectionError",
@@ -195,6 +203,12 @@ class ServerConfigurationError(ConfigurationError):
     status = 500
 
 
+class UnknownSettingError(ServerConfigurationError):
+    """An environment variable is a near miss of a security setting (``AI_SPINE_API_KEY`` for
+    ``AI_SPINE_API_KEYS``): serving would leave open what was meant to be closed, so start-up
+    stops (exit status 2) unless ``AI_SPINE_ALLOW_UNKNOWN_SETTINGS=true``."""
+
+
 class ToolDefinitionError(ToolError, TypeError):
     """A tool, field or schema was declared wrongly; raised when it is declared."""
 
@@ -279,6 +293,13 @@ class RateLimitError(ToolError):
 
 class ExecutionError(ToolError):
     """The tool failed while executing."""
+
+
+class OutputNotSerializableError(ExecutionError):
+    """``execute`` returned a value JSON cannot hold (``NaN``, an infinity, an object of an
+    unsupported type); the message names its path in ``output_data``."""
+
+    code = "OUTPUT_NOT_SERIALIZABLE"
 
 
 class UnpicklableError(ExecutionError, TypeError):
@@ -369,6 +390,7 @@ _ERRORS: tuple[type[ToolError], ...] = (
     *ToolError.__subclasses__(),
     CircuitOpenError,
     OverloadedError,
+    OutputNotSerializableError,
     ServerConfigurationError,
     UpstreamConnectionError,
     UpstreamTimeoutError,

@@ -145,7 +145,6 @@ def as_field(declaration: Field | Mapping[str, Any], *, where: str = "field") ->
             options[name] = options.pop(alias)
     try:
         return cls(**options)
-    except TypeError as exc:
-        if isinstance(exc, ToolDefinitionError):
-            raise
-        raise ToolDefinitionError(f"{where}: {exc}") from None
+    except TypeError as exc:  # ToolDefinitionError is one: name the field it is about
+        message = exc.message if isinstance(exc, ToolDefinitionError) else str(exc)
+        raise ToolDefinitionError(f"{where}: {message}") from None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import msgspec
 
@@ -80,11 +81,30 @@ class Field:
     overridable: bool = False
 
     kind: ClassVar[str] = "any"
+    builder: ClassVar[str] = ""
+    """The builder's name in messages (``email_field``); ``<kind>_field`` when empty."""
+
+    def __new__(cls, *args: Any, **options: Any) -> Self:
+        # Checked before the dataclass __init__ runs: Python's own TypeError names neither the
+        # builder nor the keyword that was meant.
+        if options:
+            accepted = _keywords(cls)
+            for key in options:
+                if key not in accepted:
+                    raise ToolDefinitionError(unknown_keyword(builder_name(cls), key, accepted))
+        if len(args) > _positional(cls):
+            raise ToolDefinitionError(
+                f"{builder_name(cls)}() takes its options as keywords "
+                f"(got {len(args)} positional argument(s): {show(args)})"
+            )
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         if self.required and self.default is not MISSING:
             raise ToolDefinitionError(
-                "a field cannot be required and have a default: a default makes it optional"
+                f"{builder_name(type(self))}(required=True, default={show(self.default)}): "
+                "a field cannot be required and have a default (a default makes it optional); "
+                "drop one of them"
             )
         for name, value in (("default", self.default), ("example", self.example)):
             if value is MISSING or value is None:
@@ -93,7 +113,7 @@ class Field:
             checked = self.check(value, name, issues)
             if issues:
                 raise ToolDefinitionError(
-                    f"{name} does not pass the field's own rules: "
+                    f"{builder_name(type(self))}: {name} does not pass the field's own rules: "
                     + "; ".join(i.message for i in issues)
                 )
             if name == "default":  # execute sees a default as it sees a sent value: normalised
@@ -189,3 +209,51 @@ class Field:
                 value = "***"
             shown.append(f"{f.name}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+def builder_name(cls: type[Field]) -> str:
+    """The name users call to build a ``cls`` field (``string_field``)."""
+    return cls.builder or f"{cls.kind}_field"
+
+
+def unknown_keyword(where: str, key: str, accepted: Iterable[str]) -> str:
+    """The message for a keyword ``where`` does not take: the closest one it does, and all."""
+    names = sorted(name for name in accepted if not name.startswith("_"))
+    close = suggest(key, names)
+    hint = f"did you mean {close!r}? " if close else ""
+    return f"{where}() got an unknown keyword {key!r}; {hint}it takes: {', '.join(names)}"
+
+
+def suggest(key: str, accepted: Iterable[str]) -> str | None:
+    """The accepted name ``key`` most likely meant: the same once case and underscores are
+    ignored (``maxLength``, ``maxlength``), else the closest spelling."""
+    names = list(accepted)
+    flat = {name.replace("_", "").lower(): name for name in names}
+    same = flat.get(key.replace("_", "").lower())
+    if same is not None:
+        return same
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
+_KEYWORDS: dict[type, tuple[frozenset[str], int]] = {}
+
+
+def _keywords(cls: type[Field]) -> frozenset[str]:
+    return _signature(cls)[0]
+
+
+def _positional(cls: type[Field]) -> int:
+    return _signature(cls)[1]
+
+
+def _signature(cls: type[Field]) -> tuple[frozenset[str], int]:
+    """The keywords ``cls`` takes and how many of its parameters may be positional."""
+    found = _KEYWORDS.get(cls)
+    if found is None:
+        params = [f for f in dataclass_fields(cls) if f.init]
+        found = _KEYWORDS[cls] = (
+            frozenset(f.name for f in params),
+            sum(1 for f in params if not f.kw_only),
+        )
+    return found

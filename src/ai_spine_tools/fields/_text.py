@@ -326,6 +326,8 @@ class StringField(Field):
 class EmailField(StringField):
     """An email address (``local@domain.tld``, at most 254 characters)."""
 
+    builder: ClassVar[str] = "email_field"
+
     max_length: int | None = 254
     format: str | None = "email"
 
@@ -334,6 +336,8 @@ class EmailField(StringField):
 class URLField(StringField):
     """An absolute URL whose scheme is one of ``schemes`` (http and https by default)."""
 
+    builder: ClassVar[str] = "url_field"
+
     max_length: int | None = 2048
     format: str | None = "uri"
 
@@ -341,5 +345,7 @@ class URLField(StringField):
 @dataclass(frozen=True, kw_only=True, repr=False)
 class SecretField(StringField):
     """A secret string (API key, password, token): never echoed in errors, logs or ``repr``."""
+
+    builder: ClassVar[str] = "secret_field"
 
     sensitive: bool = True
