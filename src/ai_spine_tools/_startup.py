@@ -52,7 +52,12 @@ INTERNAL_SETTINGS = frozenset(
     {
         "AI_SPINE_TOOL",  # set by the server for its worker processes: the tool to load
         "AI_SPINE_METRICS_DIR",  # set by the server: where its workers share their metrics
-        "AI_SPINE_REQUIRE_SERVICES",  # the test suite: fail, not skip, without Redis/PostgreSQL
+        # The project's own test suite: fail, not skip, without Redis/PostgreSQL; the database
+        # it uses; and its run of the protocol tests on the newest uvicorn.
+        "AI_SPINE_REQUIRE_SERVICES",
+        "AI_SPINE_TEST_POSTGRES",
+        "AI_SPINE_NEWEST_UVICORN",
+        "AI_SPINE_UVICORN_UNDER_TEST",
     }
 )
 KNOWN_SETTINGS = frozenset(
