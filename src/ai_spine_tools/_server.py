@@ -20,6 +20,7 @@ from typing import Any, Literal
 import uvicorn
 
 from ai_spine_tools._app import ToolApp, with_middleware
+from ai_spine_tools._gctuning import tune_gc
 from ai_spine_tools._instance import METRICS_DIR_VARIABLE
 from ai_spine_tools._loader import load_tool, locate
 from ai_spine_tools._logging import log_config
@@ -41,7 +42,10 @@ def app_from_env() -> ASGIApp:
     if not target:
         raise ToolDefinitionError(f"{TARGET_VARIABLE} names no tool to serve")
     settings = ServerSettings.from_env()
-    return with_middleware(ToolApp(load_tool(target), settings), settings)
+    app = with_middleware(ToolApp(load_tool(target), settings), settings)
+    if settings.gc_tuning:
+        tune_gc()
+    return app
 
 
 def serve(
@@ -126,6 +130,8 @@ def serve(
         with instance_directory():
             Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
+        if settings.gc_tuning:
+            tune_gc()
         runner.run()
         if not runner.started:  # uvicorn logged why; exit as its own CLI does
             sys.exit(_STARTUP_FAILURE)

@@ -81,6 +81,8 @@ class ServerSettings:
         redis_retry_delay_ms (``REDIS_RETRY_DELAY``, 100): pause before retrying a command and
         first pause before trying a failed Redis again,
         redis_prefix (``AI_SPINE_REDIS_PREFIX``, ``ai-spine:``): prefix of every Redis key,
+        gc_tuning (``AI_SPINE_GC_TUNING``, true): a served process freezes its start-up objects
+        and collects young objects less often (see ``_gctuning``),
         diagnostics (``AI_SPINE_DIAGNOSTICS``, true): the event-loop, leak and pool watches
         (see ``_loopwatch``, ``_leakwatch``), blocking_threshold_ms
         (``AI_SPINE_BLOCKING_THRESHOLD_MS``, 100), blocking_stacks (``AI_SPINE_BLOCKING_STACKS``,
@@ -134,6 +136,7 @@ class ServerSettings:
     redis_command_timeout_ms: int = 1000
     redis_retry_delay_ms: int = 100
     redis_prefix: str = "ai-spine:"
+    gc_tuning: bool = True
     diagnostics: bool = True
     blocking_threshold_ms: int = 100
     blocking_stacks: bool = False
@@ -252,6 +255,7 @@ class ServerSettings:
                 "REDIS_RETRY_DELAY", _int_between(0, 600_000), cls.redis_retry_delay_ms
             ),
             redis_prefix=read("AI_SPINE_REDIS_PREFIX", str, cls.redis_prefix),
+            gc_tuning=read("AI_SPINE_GC_TUNING", _bool, cls.gc_tuning),
             diagnostics=read("AI_SPINE_DIAGNOSTICS", _bool, cls.diagnostics),
             blocking_threshold_ms=read(
                 "AI_SPINE_BLOCKING_THRESHOLD_MS",
@@ -434,6 +438,7 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_MAX_CONCURRENT_EXECUTIONS", "1000", "Executions one worker runs at once"),
     ("AI_SPINE_QUEUE_SIZE", "100", "Executions that may wait for a slot beyond that"),
     ("AI_SPINE_QUEUE_TIMEOUT", "50", "How long they may wait, in ms, before 503 OVERLOADED"),
+    ("AI_SPINE_GC_TUNING", "true", "Freeze start-up objects and collect young ones less often"),
     ("AI_SPINE_DIAGNOSTICS", "true", "Event-loop lag, blocking, leak and pool-wait watches"),
     ("AI_SPINE_BLOCKING_THRESHOLD_MS", "100", "Warn when an execute blocks the event loop longer"),
     ("AI_SPINE_BLOCKING_STACKS", "false", "Add the blocking stack to that warning (on in dev)"),
