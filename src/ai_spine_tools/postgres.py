@@ -24,17 +24,15 @@ statement's problem and raises asyncpg's error unchanged. Needs the ``[postgres]
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from ai_spine_tools._breaker import CircuitBreaker
 from ai_spine_tools._pools import register_pool, unregister_pool
-from ai_spine_tools._poolwatch import AcquireWaits
+from ai_spine_tools._poolwatch import AcquireWaits, Places
 from ai_spine_tools.exceptions import ServerConfigurationError, ServiceUnavailableError
 
 __all__ = ["PostgresPool"]
@@ -83,9 +81,8 @@ class PostgresPool:
         self._pool: Any = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
-        self.in_use = 0  # places taken: connections lent, or being opened for a caller
-        self._queue: deque[asyncio.Future[bool]] = deque()  # callers waiting for a place
         self._waits = AcquireWaits(name, self.stats)
+        self._places = Places(max_size, self._waits)  # connections lent, or being opened
         self.acquire_timeouts = 0
         self.connect_failures = 0
         self.last_error: str | None = None
@@ -259,62 +256,33 @@ class PostgresPool:
             pool = self._pool
             if pool is None:
                 pool = await self._connect()
-            if self.in_use < self.max_size:  # places are handed over: nobody waits for this one
-                self.in_use += 1
-            else:
-                await self._wait_for_place()
+            places = self._places
+            if not places.take() and not await places.wait(self.acquire_timeout):
+                self.acquire_timeouts += 1
+                raise ServiceUnavailableError(
+                    f"No database connection was free within {self.acquire_timeout} s",
+                    retry_after_ms=1000,
+                    details={"dependency": self.name},
+                )
             try:
                 connection = await pool.acquire()
             except BaseException:
-                self._give_back()
+                places.give_back()
                 raise
         except BaseException as exc:
             raised = self._failed(epoch, exc, opening=True)
             if raised is exc:
                 raise
             raise raised from exc
-        self._waits.acquired += 1
         return epoch, pool, connection
 
-    async def _wait_for_place(self) -> None:
-        """Queue until a caller hands over its place; raise the acquire-timeout error (a
-        retryable 503) when none does within ``acquire_timeout``."""
-        loop = asyncio.get_running_loop()
-        turn: asyncio.Future[bool] = loop.create_future()
-        self._queue.append(turn)
-        expiry = loop.call_later(self.acquire_timeout, _expire, turn)
-        started = self._waits.begin()
-        placed = False
-        try:
-            placed = await turn
-        except BaseException:
-            placed = turn.done() and not turn.cancelled() and turn.result()
-            if placed:
-                self._give_back()  # handed a place just as it was cancelled: pass it on
-            raise
-        finally:
-            expiry.cancel()
-            self._waits.end(started)
-            if not placed:  # timed out or cancelled while queued
-                with contextlib.suppress(ValueError):
-                    self._queue.remove(turn)
-        if not placed:
-            self.acquire_timeouts += 1
-            raise ServiceUnavailableError(
-                f"No database connection was free within {self.acquire_timeout} s",
-                retry_after_ms=1000,
-                details={"dependency": self.name},
-            )
+    @property
+    def in_use(self) -> int:
+        """Places taken: connections lent, or being opened for a caller."""
+        return self._places.taken
 
     def _give_back(self) -> None:
-        """Hand the caller's place to the first caller queued for one, or free it."""
-        queue = self._queue
-        while queue:
-            turn = queue.popleft()
-            if not turn.done():
-                turn.set_result(True)
-                return
-        self.in_use -= 1
+        self._places.give_back()
 
     def _failed(self, epoch: int, exc: BaseException, *, opening: bool = False) -> BaseException:
         """Tell the breaker how a call that raised ``exc`` went; return what to raise instead.
@@ -376,11 +344,6 @@ class PostgresPool:
             "breaker": self.breaker.state,
             **({"last_error": self.last_error} if self.last_error else {}),
         }
-
-
-def _expire(turn: asyncio.Future[bool]) -> None:
-    if not turn.done():
-        turn.set_result(False)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
