@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,19 +24,7 @@ from ai_spine_tools import (
 )
 from ai_spine_tools._http_client import HTTPSettings
 from ai_spine_tools.testing import AsyncToolTestClient
-from upstream import UpstreamAPI, upstream_api
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[UpstreamAPI]:
-    async with upstream_api() as served:
-        yield served
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[HTTPClient]:
-    async with HTTPClient() as made:
-        yield made
+from upstream import UpstreamAPI
 
 
 def _dead_url() -> str:
@@ -64,30 +51,32 @@ def _dead_url() -> str:
     ],
 )
 async def test_query_parameters_are_sent_as_httpx_sends_them(
-    client: HTTPClient, api: UpstreamAPI, params: Any, query: list[list[str]]
+    http_client: HTTPClient, api: UpstreamAPI, params: Any, query: list[list[str]]
 ) -> None:
-    echoed = (await client.get(f"{api.url}/echo", params=params)).json()
+    echoed = (await http_client.get(f"{api.url}/echo", params=params)).json()
     assert echoed["query"] == query
 
 
-async def test_bodies_json_content_and_form(client: HTTPClient, api: UpstreamAPI) -> None:
-    sent = (await client.post(f"{api.url}/echo", json={"city": "Zürich", "n": [1, 2]})).json()
+async def test_bodies_json_content_and_form(http_client: HTTPClient, api: UpstreamAPI) -> None:
+    sent = (await http_client.post(f"{api.url}/echo", json={"city": "Zürich", "n": [1, 2]})).json()
     assert sent["body"] == '{"city":"Zürich","n":[1,2]}'
     assert sent["headers"]["content-type"] == "application/json"
-    raw = (await client.put(f"{api.url}/echo", content=b"\x00raw")).json()
+    raw = (await http_client.put(f"{api.url}/echo", content=b"\x00raw")).json()
     assert (raw["method"], raw["body"]) == ("PUT", "\x00raw")
-    form = (await client.patch(f"{api.url}/echo", data={"a": "1", "b": "x y"})).json()
+    form = (await http_client.patch(f"{api.url}/echo", data={"a": "1", "b": "x y"})).json()
     assert form["body"] == "a=1&b=x+y"
     assert form["headers"]["content-type"] == "application/x-www-form-urlencoded"
-    typed = await client.post(
+    typed = await http_client.post(
         f"{api.url}/echo", json=[1], headers={"Content-Type": "application/vnd.x+json"}
     )
     assert typed.json()["headers"]["content-type"] == "application/vnd.x+json"
 
 
-async def test_headers_auth_and_user_agent_are_sent(client: HTTPClient, api: UpstreamAPI) -> None:
+async def test_headers_auth_and_user_agent_are_sent(
+    http_client: HTTPClient, api: UpstreamAPI
+) -> None:
     sent = (
-        await client.delete(f"{api.url}/echo", headers={"X-Trace": "t1"}, auth=("ana", "pw"))
+        await http_client.delete(f"{api.url}/echo", headers={"X-Trace": "t1"}, auth=("ana", "pw"))
     ).json()
     assert sent["method"] == "DELETE"
     assert sent["headers"]["x-trace"] == "t1"
@@ -96,11 +85,11 @@ async def test_headers_auth_and_user_agent_are_sent(client: HTTPClient, api: Ups
 
 
 async def test_no_cookie_is_carried_from_one_call_to_the_next(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
-    first = await client.get(f"{api.url}/cookie")
+    first = await http_client.get(f"{api.url}/cookie")
     assert "session=" in first.headers["set-cookie"]
-    second = await client.get(f"{api.url}/cookie")
+    second = await http_client.get(f"{api.url}/cookie")
     assert second.json() == {"cookie": None}  # one caller's session never reaches another's call
 
 
@@ -115,19 +104,21 @@ async def test_no_cookie_is_carried_from_one_call_to_the_next(
     ],
 )
 async def test_bad_arguments_are_refused_before_sending(
-    client: HTTPClient, api: UpstreamAPI, kwargs: dict[str, Any], error: type, message: str
+    http_client: HTTPClient, api: UpstreamAPI, kwargs: dict[str, Any], error: type, message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        await client.post(f"{api.url}/echo", **kwargs)
+        await http_client.post(f"{api.url}/echo", **kwargs)
     assert api.calls == 0
 
 
 # -- failures ----------------------------------------------------------------------------------
 
 
-async def test_a_slow_upstream_is_an_upstream_timeout(client: HTTPClient, api: UpstreamAPI) -> None:
+async def test_a_slow_upstream_is_an_upstream_timeout(
+    http_client: HTTPClient, api: UpstreamAPI
+) -> None:
     with pytest.raises(UpstreamTimeoutError) as caught:
-        await client.get(f"{api.url}/slow", params={"delay": "2"}, timeout=0.2)
+        await http_client.get(f"{api.url}/slow", params={"delay": "2"}, timeout=0.2)
     error = caught.value
     assert isinstance(error, TimeoutError)
     assert (error.code, error.status, error.retryable) == ("UPSTREAM_TIMEOUT", 504, True)
@@ -135,33 +126,37 @@ async def test_a_slow_upstream_is_an_upstream_timeout(client: HTTPClient, api: U
     assert "delay" not in error.message  # no query in messages
 
 
-async def test_an_httptimeout_bounds_each_read(client: HTTPClient, api: UpstreamAPI) -> None:
+async def test_an_httptimeout_bounds_each_read(http_client: HTTPClient, api: UpstreamAPI) -> None:
     with pytest.raises(UpstreamTimeoutError):
-        await client.get(f"{api.url}/slow?delay=2", timeout=HTTPTimeout(total=None, read=0.2))
-    assert (await client.get(f"{api.url}/slow?delay=0.05", timeout=None)).json() == {"slow": True}
+        await http_client.get(f"{api.url}/slow?delay=2", timeout=HTTPTimeout(total=None, read=0.2))
+    assert (await http_client.get(f"{api.url}/slow?delay=0.05", timeout=None)).json() == {
+        "slow": True
+    }
 
 
-async def test_an_unreachable_upstream_is_a_connection_error(client: HTTPClient) -> None:
+async def test_an_unreachable_upstream_is_a_connection_error(http_client: HTTPClient) -> None:
     with pytest.raises(UpstreamConnectionError) as caught:
-        await client.get(_dead_url())
+        await http_client.get(_dead_url())
     error = caught.value
     assert isinstance(error, ConnectionError)
     assert (error.code, error.status, error.retryable) == ("UPSTREAM_UNAVAILABLE", 503, True)
     assert "secret" not in error.message
 
 
-async def test_a_body_cut_short_is_a_connection_error(client: HTTPClient, api: UpstreamAPI) -> None:
+async def test_a_body_cut_short_is_a_connection_error(
+    http_client: HTTPClient, api: UpstreamAPI
+) -> None:
     with pytest.raises(UpstreamConnectionError, match=r"GET 127\.0\.0\.1:[0-9]+/cut failed"):
-        await client.get(f"{api.url}/cut")
-    assert (await client.get(f"{api.url}/json")).status_code == 200  # the pool still serves
+        await http_client.get(f"{api.url}/cut")
+    assert (await http_client.get(f"{api.url}/json")).status_code == 200  # the pool still serves
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/x", "http://"])
-async def test_an_invalid_url_is_an_upstream_error(client: HTTPClient, url: str) -> None:
+async def test_an_invalid_url_is_an_upstream_error(http_client: HTTPClient, url: str) -> None:
     with pytest.raises(UpstreamError) as caught:
-        await client.get(url)
+        await http_client.get(url)
     assert not caught.value.retryable
-    assert client.stats()["in_use"] == 0
+    assert http_client.stats()["in_use"] == 0
 
 
 async def test_redirects_are_followed_up_to_the_limit(api: UpstreamAPI) -> None:
@@ -206,32 +201,32 @@ async def test_proxies_come_from_the_environment(
 # -- with retries and breakers -----------------------------------------------------------------
 
 
-async def test_retry_mends_a_flaky_upstream(client: HTTPClient, api: UpstreamAPI) -> None:
+async def test_retry_mends_a_flaky_upstream(http_client: HTTPClient, api: UpstreamAPI) -> None:
     api.failures = 2
 
     @retry(attempts=3, base_delay=0.01)
     async def fetch() -> Any:
-        response = await client.get(f"{api.url}/flaky")
+        response = await http_client.get(f"{api.url}/flaky")
         return response.raise_for_status().json()
 
     assert await fetch() == {"ok": True, "calls": 3}
 
 
 async def test_a_breaker_counts_upstream_failures_not_its_answers(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
     breaker = CircuitBreaker(2, 60.0, name="upstream")
-    await _fail(breaker, client, f"{api.url}/status/404", times=3)
+    await _fail(breaker, http_client, f"{api.url}/status/404", times=3)
     after_answers = breaker.state  # a 404 is the upstream's answer: the circuit stays closed
-    await _fail(breaker, client, f"{api.url}/status/502", times=2)
+    await _fail(breaker, http_client, f"{api.url}/status/502", times=2)
     assert (after_answers, breaker.state) == ("closed", "open")
 
 
-async def _fail(breaker: CircuitBreaker, client: HTTPClient, url: str, *, times: int) -> None:
+async def _fail(breaker: CircuitBreaker, http_client: HTTPClient, url: str, *, times: int) -> None:
     for _ in range(times):
         with pytest.raises(UpstreamStatusError):
             async with breaker:
-                (await client.get(url)).raise_for_status()
+                (await http_client.get(url)).raise_for_status()
 
 
 async def test_an_upstream_failure_reaches_the_caller_as_a_retryable_502(api: UpstreamAPI) -> None:

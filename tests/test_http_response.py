@@ -3,8 +3,6 @@ arrives, and ``raise_for_status``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from ai_spine_tools import (
@@ -14,23 +12,11 @@ from ai_spine_tools import (
     UpstreamStatusError,
 )
 from ai_spine_tools._http_response import retry_after_ms
-from upstream import UpstreamAPI, upstream_api
+from upstream import UpstreamAPI
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[UpstreamAPI]:
-    async with upstream_api() as served:
-        yield served
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[HTTPClient]:
-    async with HTTPClient() as made:
-        yield made
-
-
-async def test_a_response_reads_like_httpx(client: HTTPClient, api: UpstreamAPI) -> None:
-    response = await client.get(f"{api.url}/json")
+async def test_a_response_reads_like_httpx(http_client: HTTPClient, api: UpstreamAPI) -> None:
+    response = await http_client.get(f"{api.url}/json")
     assert (response.status_code, response.reason_phrase) == (200, "OK")
     assert response.headers["Content-Type"] == response.headers["content-type"]
     assert response.headers["content-type"].startswith("application/json")
@@ -45,18 +31,18 @@ async def test_a_response_reads_like_httpx(client: HTTPClient, api: UpstreamAPI)
 
 
 async def test_text_is_decoded_with_the_charset_the_upstream_names(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
-    response = await client.get(f"{api.url}/text")
+    response = await http_client.get(f"{api.url}/text")
     assert response.encoding == "iso8859-1"
     assert response.content == "café".encode("latin-1")
     assert response.text == "café"
 
 
 async def test_json_of_a_body_that_is_not_json_names_the_call(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
-    response = await client.get(f"{api.url}/notjson?token=secret")
+    response = await http_client.get(f"{api.url}/notjson?token=secret")
     with pytest.raises(UpstreamDecodeError, match=r"GET 127\.0\.0\.1:\d+/notjson answered 200"):
         response.json()
     with pytest.raises(ValueError, match="not JSON") as caught:  # the usual idiom works
@@ -77,9 +63,9 @@ async def test_json_of_a_body_that_is_not_json_names_the_call(
     ],
 )
 async def test_raise_for_status_names_the_status_and_whether_to_retry(
-    client: HTTPClient, api: UpstreamAPI, status: int, retryable: bool, retry_after: int | None
+    http_client: HTTPClient, api: UpstreamAPI, status: int, retryable: bool, retry_after: int | None
 ) -> None:
-    response = await client.get(f"{api.url}/status/{status}")
+    response = await http_client.get(f"{api.url}/status/{status}")
     assert response.is_error
     with pytest.raises(UpstreamStatusError) as caught:
         response.raise_for_status()
@@ -100,35 +86,35 @@ def test_retry_after_is_read_in_seconds(header: str, expected: int | None) -> No
 
 
 async def test_a_streamed_answer_is_read_as_it_arrives(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
-    async with client.stream("GET", f"{api.url}/lines") as response:
+    async with http_client.stream("GET", f"{api.url}/lines") as response:
         assert response.raise_for_status() is response
         assert response.headers["content-type"] == "text/plain; charset=utf-8"
         lines = [line async for line in response.aiter_lines()]
     assert lines == ["one", "two", "three"]
-    async with client.stream("GET", f"{api.url}/lines") as response:
+    async with http_client.stream("GET", f"{api.url}/lines") as response:
         chunks = [chunk async for chunk in response.aiter_bytes(chunk_size=3)]
     assert b"".join(chunks) == b"one\ntwo\r\nthree"
     assert max(map(len, chunks)) <= 3
-    async with client.stream("GET", f"{api.url}/json") as response:
+    async with http_client.stream("GET", f"{api.url}/json") as response:
         assert await response.aread() == b'{"city": "Madrid", "temperature": 21.5}'
-    assert client.stats()["in_use"] == 0
+    assert http_client.stats()["in_use"] == 0
 
 
 async def test_a_stream_cut_short_is_a_connection_error(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
-    async with client.stream("GET", f"{api.url}/cut") as response:
+    async with http_client.stream("GET", f"{api.url}/cut") as response:
         with pytest.raises(UpstreamConnectionError, match="/cut failed"):
             await response.aread()
-    assert client.stats()["in_use"] == 0
+    assert http_client.stats()["in_use"] == 0
 
 
 async def test_leaving_a_stream_unread_closes_its_connection(
-    client: HTTPClient, api: UpstreamAPI
+    http_client: HTTPClient, api: UpstreamAPI
 ) -> None:
-    async with client.stream("GET", f"{api.url}/lines") as response:
+    async with http_client.stream("GET", f"{api.url}/lines") as response:
         assert response.status_code == 200
-    assert client.stats()["in_use"] == 0
-    assert (await client.get(f"{api.url}/json")).status_code == 200
+    assert http_client.stats()["in_use"] == 0
+    assert (await http_client.get(f"{api.url}/json")).status_code == 200

@@ -113,7 +113,7 @@ class UpstreamAPI:
 
 
 @asynccontextmanager
-async def upstream_api() -> AsyncIterator[UpstreamAPI]:
+async def upstream_api() -> AsyncIterator[UpstreamAPI]:  # also the ``api`` fixture (conftest)
     """Serve an ``UpstreamAPI`` on a free loopback port for the block."""
     api = UpstreamAPI()
     runner = web.AppRunner(api.app(), access_log=None)
