@@ -35,7 +35,8 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
                 return
             app.started_at = time.monotonic()
             watch_shutdown_signals(app)
-            app._log_requests = logger.isEnabledFor(app._log_level)  # logging is set now
+            pipeline = app.pipeline
+            pipeline.log_requests = logger.isEnabledFor(pipeline.log_level)  # logging is set
             if app.instance is not None:
                 app.instance.start()
             if app.diagnostics is not None:

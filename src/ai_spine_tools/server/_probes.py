@@ -45,10 +45,10 @@ async def health(app: ToolApp, request: Request) -> Response:
         "requests": {
             "total": snapshot.total,
             "errors": snapshot.errors,
-            "in_flight": app.in_flight,
-            "queued": len(app._waiters),
-            "max_concurrent": app.max_in_flight,
-            "rejected_overloaded": app.overloaded,
+            "in_flight": app.admission.in_flight,
+            "queued": len(app.admission.queue),
+            "max_concurrent": app.admission.limit,
+            "rejected_overloaded": app.admission.rejected,
         },
     }
     breakers = app.tool.breakers.stats()
@@ -61,7 +61,7 @@ async def health(app: ToolApp, request: Request) -> Response:
             "errors": merged.errors,
             "in_flight": concurrency.get("in_flight", 0),
             "queued": concurrency.get("queued", 0),
-            "max_concurrent": app.max_in_flight,
+            "max_concurrent": app.admission.limit,
             "rejected_overloaded": concurrency.get("rejected", 0),
         }
         breakers = figures.get("breakers") or {}
@@ -100,7 +100,7 @@ async def ready(app: ToolApp, request: Request) -> Response:
 async def schema(app: ToolApp, request: Request) -> Response:
     """``GET /schema``: the OpenAPI 3.1 document of this tool."""
     if app._openapi is None:
-        app._openapi = app._encoder.encode(openapi_document(app.tool, auth=app.auth_on))
+        app._openapi = app._encoder.encode(openapi_document(app.tool, auth=app.gate.on))
     return Response(200, app._openapi, [])
 
 
@@ -112,7 +112,7 @@ async def metrics(app: ToolApp, request: Request) -> Response:
     accept = _exposition(request.scope)
     if app.instance is None and accept is None:  # one worker: what tool.get_metrics() says
         body = app.tool.get_metrics().to_dict()
-        auth = auth_figures(app)
+        auth = app.gate.figures()
     else:
         metrics, figures, workers = (
             (app.tool.metrics, instance_figures(app), 1)
@@ -141,18 +141,7 @@ async def metrics(app: ToolApp, request: Request) -> Response:
 
 def instance_figures(app: ToolApp) -> dict[str, Any]:
     """This worker's figures of the moment: the tool's, and who called when auth is on."""
-    return {**app.tool.metrics.figures(), "auth": auth_figures(app)}
-
-
-def auth_figures(app: ToolApp) -> dict[str, Any] | None:
-    if not app.auth_on:
-        return None
-    return {
-        "api_keys_active": 0 if app.auth is None else len(app.auth.key_ids),
-        "signing_secrets_active": (0 if app.signatures is None else len(app.signatures.key_ids)),
-        "rejected": app.auth_rejected,
-        "requests_by_key": dict(app.requests_by_key),
-    }
+    return {**app.tool.metrics.figures(), "auth": app.gate.figures()}
 
 
 async def dashboard(app: ToolApp, request: Request) -> Response:
