@@ -115,13 +115,13 @@ class ToolApp:
         self.execute_call = self.pipeline.execute_call
         tool.metrics.concurrency = self.pipeline.concurrency
         self.draining = False
-        self._wrapped_signals: list[tuple[int, Any, Any]] = []
+        self.wrapped_signals: list[tuple[int, Any, Any]] = []
         self.started_at = time.monotonic()
 
         self._version = tool.version.encode()
-        self._encoder = ENCODER
-        self._openapi: bytes | None = None
-        self._routes: dict[str, dict[str, Handler]] = {
+        self.encoder = ENCODER
+        self.openapi: bytes | None = None
+        self.routes: dict[str, dict[str, Handler]] = {
             _EXECUTE: {"POST": self.pipeline.execute},
             "/health": {"GET": functools.partial(probes.health, self)},
             "/ready": {"GET": functools.partial(probes.ready, self)},
@@ -139,7 +139,7 @@ class ToolApp:
             admission = self.admission
             self.diagnostics = Diagnostics(tool, settings, busy=lambda: admission.in_flight > 0)
         if settings.dashboard:
-            self._routes["/dashboard"] = {"GET": functools.partial(probes.dashboard, self)}
+            self.routes["/dashboard"] = {"GET": functools.partial(probes.dashboard, self)}
         self.mcp: MCPEndpoint | None = None
         """MCP over Streamable HTTP at ``/mcp`` (``AI_SPINE_MCP``); see ``_mcp``."""
         if settings.mcp:
@@ -164,10 +164,10 @@ class ToolApp:
             # A path routes as sent: /api%2Fexecute is not /api/execute, or a proxy's rule on
             # the path as sent could be bypassed.
             path = raw.decode("latin-1")
-        route = self._routes.get(path)
+        route = self.routes.get(path)
         if route is None:
             path = _normalise(path)
-            route = self._routes.get(path)
+            route = self.routes.get(path)
             if route is None and path == "/mcp" and self.mcp is not None:
                 await self._serve_mcp(request, send)
                 return

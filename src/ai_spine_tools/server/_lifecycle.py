@@ -81,13 +81,13 @@ def watch_shutdown_signals(app: ToolApp) -> None:
             signal.signal(number, handler)
         except ValueError:  # not the main thread: the host owns signals
             return
-        app._wrapped_signals.append((number, handler, previous))
+        app.wrapped_signals.append((number, handler, previous))
 
 
 def restore_signals(app: ToolApp) -> None:
     """Put back the handlers ``_watch_shutdown_signals`` wrapped, if still ours."""
-    while app._wrapped_signals:
-        number, handler, previous = app._wrapped_signals.pop()
+    while app.wrapped_signals:
+        number, handler, previous = app.wrapped_signals.pop()
         with contextlib.suppress(ValueError):
             if signal.getsignal(number) is handler:
                 signal.signal(number, previous)

@@ -73,7 +73,7 @@ async def health(app: ToolApp, request: Request) -> Response:
         body["breakers"] = breakers
         if state == "healthy" and any(b["state"] != "closed" for b in breakers.values()):
             body["status"] = "degraded"  # a dependency is failing; the tool still answers
-    return Response(503 if state == "unhealthy" else 200, app._encoder.encode(body), [])
+    return Response(503 if state == "unhealthy" else 200, app.encoder.encode(body), [])
 
 
 async def ready(app: ToolApp, request: Request) -> Response:
@@ -94,14 +94,14 @@ async def ready(app: ToolApp, request: Request) -> Response:
     body = {"ready": reason is None, "tool": app.tool.name, "timestamp": _now_iso()}
     if reason is not None:
         body["reason"] = reason
-    return Response(200 if reason is None else 503, app._encoder.encode(body), [])
+    return Response(200 if reason is None else 503, app.encoder.encode(body), [])
 
 
 async def schema(app: ToolApp, request: Request) -> Response:
     """``GET /schema``: the OpenAPI 3.1 document of this tool."""
-    if app._openapi is None:
-        app._openapi = app._encoder.encode(openapi_document(app.tool, auth=app.gate.on))
-    return Response(200, app._openapi, [])
+    if app.openapi is None:
+        app.openapi = app.encoder.encode(openapi_document(app.tool, auth=app.gate.on))
+    return Response(200, app.openapi, [])
 
 
 async def metrics(app: ToolApp, request: Request) -> Response:
@@ -136,7 +136,7 @@ async def metrics(app: ToolApp, request: Request) -> Response:
         auth = figures.get("auth")
     if auth is not None:
         body["auth"] = auth
-    return Response(200, app._encoder.encode(body), [])
+    return Response(200, app.encoder.encode(body), [])
 
 
 def instance_figures(app: ToolApp) -> dict[str, Any]:
@@ -160,12 +160,12 @@ async def info(app: ToolApp, request: Request) -> Response:
         "sdk": f"ai-spine-tools/{__version__}",
         "endpoints": endpoints(app),
     }
-    return Response(200, app._encoder.encode(body), [])
+    return Response(200, app.encoder.encode(body), [])
 
 
 def endpoints(app: ToolApp) -> list[str]:
     """Return ``"METHOD /path"`` for each route."""
-    routes = [f"{method} {path}" for path, route in app._routes.items() for method in route]
+    routes = [f"{method} {path}" for path, route in app.routes.items() for method in route]
     return routes if app.mcp is None else [*routes, "POST /mcp"]
 
 
