@@ -111,7 +111,6 @@ class ToolApp:
         )
         """The execution pipeline every entry calls (see ``_pipeline``)."""
         self.admission = self.pipeline.admission
-        self.execute = self.pipeline.execute
         tool.metrics.concurrency = self.pipeline.concurrency
         self.draining = False
         self.wrapped_signals: list[tuple[int, Any, Any]] = []
