@@ -143,7 +143,7 @@ class ToolApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint(self)
+            self.mcp = MCPEndpoint(self.pipeline)
         self.serves_directly = not tool.streams
         """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
         a streaming tool, whose body goes out as it is produced."""

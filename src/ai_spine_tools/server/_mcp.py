@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
     from mcp.server.lowlevel import Server
 
-    from ai_spine_tools.server._app import ToolApp
     from ai_spine_tools.server._pipeline import Pipeline
     from ai_spine_tools.server._wire import Receive, Scope, Send
 
@@ -55,14 +54,14 @@ def require_sdk() -> None:
         ) from None
 
 
-def mcp_server(app: ToolApp) -> Server[Any]:
-    """Return the MCP server of ``app``'s tool: one tool, called through ``execute_call``."""
+def mcp_server(pipeline: Pipeline) -> Server[Any]:
+    """Return the MCP server of ``pipeline``'s tool: one tool, called through ``execute_call``."""
     require_sdk()
     import mcp_types as types
     from mcp.server.lowlevel import Server
     from mcp.shared.exceptions import MCPError
 
-    tool = app.tool
+    tool = pipeline.tool
     listed = types.Tool.model_validate(mcp_tool(tool))
     schema = listed.input_schema
 
@@ -78,7 +77,7 @@ def mcp_server(app: ToolApp) -> Server[Any]:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {tool.name!r}")
         carrier = ctx.request  # the HTTP request that carried the call (None over stdio)
         scope = getattr(carrier, "scope", None)
-        status, body = await execute_call(app.pipeline, params.arguments or {}, scope=scope)
+        status, body = await execute_call(pipeline, params.arguments or {}, scope=scope)
         return tool_result(body, streamed=tool.streams and status == 200)
 
     return Server(
@@ -151,18 +150,18 @@ class MCPEndpoint:
     ``stop``), or from the first request when the app is driven without a lifespan.
     """
 
-    def __init__(self, app: ToolApp) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         require_sdk()
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        self.server = mcp_server(app)
+        self.server = mcp_server(pipeline)
         # Stateless, with JSON answers: no session lives in one process, so several workers
         # and instances behind a load balancer serve one client; there is nothing to stream.
         self.sessions = StreamableHTTPSessionManager(
             self.server,
             stateless=True,
             json_response=True,
-            max_request_body_size=app.settings.max_body_bytes,
+            max_request_body_size=pipeline.settings.max_body_bytes,
         )
         self._running: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
