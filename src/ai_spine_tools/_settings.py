@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from ai_spine_tools.exceptions import ServerConfigurationError
+from ai_spine_tools.exceptions import ServerConfigurationError, ToolDefinitionError
 
 __all__ = [
     "DEPRECATED_SETTINGS",
@@ -169,7 +169,14 @@ class ServerSettings:
         )
 
     def replace(self, **changes: Any) -> ServerSettings:
-        """Return a copy with ``changes`` applied (``None`` values are ignored)."""
+        """Return a copy with ``changes`` applied (``None`` values are ignored); an unknown
+        name raises ``ToolDefinitionError`` naming the closest setting."""
+        names = {item.name for item in dataclasses.fields(self)}
+        for key in changes:
+            if key not in names:
+                from ai_spine_tools.fields._base import unknown_keyword
+
+                raise ToolDefinitionError(unknown_keyword("ServerSettings", key, names))
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod

@@ -63,6 +63,21 @@ def _check_environment(tool: Any) -> None:
         click.echo(f"Warning: {problem.message}", err=True)
 
 
+_ENV_FILE = click.option(
+    "--env-file",
+    default=None,
+    metavar="PATH",
+    help="Read settings from this dotenv file (variables already set win).",
+)
+
+
+def _load_env_file(path: str | None) -> None:
+    if path is not None:
+        from ai_spine_tools._envfile import load_env_file
+
+        load_env_file(path)
+
+
 @main.command()
 @click.argument("target")
 @click.option("--host", default=None, help="Interface to listen on [HOST, 0.0.0.0].")
@@ -93,6 +108,7 @@ def _check_environment(tool: Any) -> None:
     is_flag=True,
     help="Also serve the tool over MCP (Streamable HTTP) at /mcp [AI_SPINE_MCP].",
 )
+@_ENV_FILE
 def serve(
     target: str,
     host: str | None,
@@ -102,11 +118,13 @@ def serve(
     log_level: str | None,
     server: Literal["uvicorn", "granian"],
     mcp: bool,
+    env_file: str | None,
 ) -> None:
     """Serve the tool in TARGET (path/to/tool.py[:attr] or module:attr) over HTTP."""
     from ai_spine_tools._loader import load_tool
     from ai_spine_tools._server import serve as run_server
 
+    _load_env_file(env_file)
     if mcp:
         os.environ["AI_SPINE_MCP"] = "true"  # the environment reaches every worker process
     load_tool(target)  # fail here, with a clear message, before any process starts
@@ -125,7 +143,8 @@ def serve(
 @click.argument("target")
 @click.argument("input_json", metavar="INPUT", default="{}")
 @click.option("--config", "config_json", default=None, help="Config as a JSON object.")
-def call(target: str, input_json: str, config_json: str | None) -> None:
+@_ENV_FILE
+def call(target: str, input_json: str, config_json: str | None, env_file: str | None) -> None:
     """Run the tool in TARGET once in-process with INPUT (a JSON object) and print the response.
 
     The response is exactly what POST /api/execute would answer (a streaming tool's records as
@@ -135,6 +154,7 @@ def call(target: str, input_json: str, config_json: str | None) -> None:
     from ai_spine_tools._inprocess import InProcessApp
     from ai_spine_tools._loader import load_tool
 
+    _load_env_file(env_file)
     tool = load_tool(target)
     body: dict[str, Any] = {"input_data": _json_object(input_json, "INPUT")}
     if config_json is not None:
@@ -369,9 +389,23 @@ def load(
 )
 @click.option("--no-git", is_flag=True, help="Do not run git init.")
 @click.option("--yes", "-y", is_flag=True, help="Ask nothing; use the defaults.")
-def new(name: str, template: str | None, directory: Path | None, no_git: bool, yes: bool) -> None:
+@click.option(
+    "--sdk",
+    default=None,
+    metavar="SPEC",
+    help="How the project depends on ai-spine-tools: a version range, a requirement, a URL, "
+    "or a wheel or source directory [as this SDK was installed].",
+)
+def new(
+    name: str,
+    template: str | None,
+    directory: Path | None,
+    no_git: bool,
+    yes: bool,
+    sdk: str | None,
+) -> None:
     """Create a new tool project called NAME, ready to test, serve and deploy."""
-    from ai_spine_tools._scaffold import TEMPLATES, render_project
+    from ai_spine_tools._scaffold import TEMPLATES, render_project, sdk_requirement
 
     if template is None:
         if yes or not sys.stdin.isatty():
@@ -381,13 +415,14 @@ def new(name: str, template: str | None, directory: Path | None, no_git: bool, y
                 click.echo(f"  {key:<10} {item.summary}")
             template = click.prompt("Template", type=click.Choice(list(TEMPLATES)), default="basic")
     try:
-        path = render_project(name, template=template, directory=directory, git=not no_git)
+        path = render_project(name, template=template, directory=directory, git=not no_git, sdk=sdk)
     except ToolError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created {name} ({template}) in {path}")
+    click.echo(f"  depends on {sdk_requirement(TEMPLATES[template].extras, sdk)}")
     click.echo(f"  cd {path}")
-    click.echo("  make test    # install and run its tests")
-    click.echo("  make serve   # serve it on :3000")
+    click.echo("  make test    # install into .venv and run its tests")
+    click.echo("  make serve   # serve it on :3000 (settings from .env, if any)")
 
 
 def create_main() -> None:
@@ -399,11 +434,13 @@ def create_main() -> None:
 @click.argument("target")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [PORT, 3000].")
-def dev(target: str, host: str, port: int | None) -> None:
+@_ENV_FILE
+def dev(target: str, host: str, port: int | None, env_file: str | None) -> None:
     """Serve TARGET for development: reload on change, full error messages, request log."""
     from ai_spine_tools._loader import load_tool
     from ai_spine_tools._server import serve as run_server
 
+    _load_env_file(env_file)
     load_tool(target)
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
     os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
