@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ai_spine_tools._envfile import load_env_file
 from ai_spine_tools.cli import main
+from ai_spine_tools.cli._envfile import load_env_file
 from ai_spine_tools.exceptions import ServerConfigurationError
 
 TOOL = """

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from _validation import rejected, schema_of
 from ai_spine_tools import ToolDefinitionError, ValidationError, string_field
-from ai_spine_tools._patterns import _compile_re2, compile_pattern, linear_equivalent
+from ai_spine_tools.fields._patterns import _compile_re2, compile_pattern, linear_equivalent
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ai_spine_tools._scaffold import TEMPLATES, render_project, sdk_requirement
 from ai_spine_tools.cli import main
+from ai_spine_tools.cli._scaffold import TEMPLATES, render_project, sdk_requirement
 from ai_spine_tools.exceptions import ToolDefinitionError
 from serverproc import free_port
 
@@ -248,7 +248,7 @@ def test_kubernetes_files_parse_and_agree(template: str, tmp_path: Path) -> None
 
 
 def test_env_example_lists_every_setting(tmp_path: Path) -> None:
-    from ai_spine_tools._settings import DOCUMENTED_SETTINGS
+    from ai_spine_tools.core._settings import DOCUMENTED_SETTINGS
 
     project = render_project("env-check", directory=tmp_path / "p", git=False)
     text = (project / ".env.example").read_text()
@@ -393,7 +393,7 @@ def test_cli_new_says_what_the_project_depends_on(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("template", list(TEMPLATES))
 def test_the_readme_curl_sends_an_input_the_tool_accepts(template: str, tmp_path: Path) -> None:
-    from ai_spine_tools._loader import load_tool
+    from ai_spine_tools.core._loader import load_tool
 
     name = f"curl-{template}"
     project = render_project(name, template=template, directory=tmp_path / name, git=False)

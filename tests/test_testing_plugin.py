@@ -27,7 +27,7 @@ def test_tool_client_uses_the_tool_fixture(pytester: pytest.Pytester) -> None:
         pytester,
         """
 import pytest
-from ai_spine_tools._loader import load_tool
+from ai_spine_tools.core._loader import load_tool
 from ai_spine_tools.testing.plugin import assert_success, assert_validation_error
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_async_tests_run_as_written_without_pytest_asyncio(pytester: pytest.Pyte
         pytester,
         """
 import asyncio
-from ai_spine_tools._loader import load_tool
+from ai_spine_tools.core._loader import load_tool
 from ai_spine_tools.testing import ToolTestClient
 
 tool = load_tool(WEATHER)

@@ -16,11 +16,11 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools._app import create_app
-from ai_spine_tools._inprocess import InProcessApp
-from ai_spine_tools._settings import ServerSettings
-from ai_spine_tools._tool import Tool
-from ai_spine_tools._wire import ASGIApp, Message, Receive, Scope, Send
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.server._app import create_app
+from ai_spine_tools.server._inprocess import InProcessApp
+from ai_spine_tools.server._wire import ASGIApp, Message, Receive, Scope, Send
 from ai_spine_tools.testing._assertions import assert_success
 from ai_spine_tools.testing._http_stub import HTTPStub, StubRequest
 from ai_spine_tools.testing._portal import Portal
@@ -165,7 +165,7 @@ class _Driver:
         if self.tool is not None and self.reset:
             self.tool.reset()
         if self.http is not None:  # before setup, which may call out too
-            from ai_spine_tools._http import use_client
+            from ai_spine_tools.outbound._http import use_client
 
             use_client(self.http.client())
             self._stubbed = True
@@ -189,7 +189,7 @@ class _Driver:
     async def _unstub(self) -> None:
         if self._stubbed:
             self._stubbed = False
-            from ai_spine_tools._http import close_shared_client
+            from ai_spine_tools.outbound._http import close_shared_client
 
             await close_shared_client()  # the stub's client (the tool's stop may have closed it)
 

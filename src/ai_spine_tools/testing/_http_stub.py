@@ -19,13 +19,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 
-from ai_spine_tools._http_client import HTTPClient, Params, _query
-from ai_spine_tools._http_response import HTTPResponse
 from ai_spine_tools.exceptions import (
     ToolError,
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
+from ai_spine_tools.outbound._http_client import HTTPClient, Params, _query
+from ai_spine_tools.outbound._http_response import HTTPResponse
 
 __all__ = ["HTTPStub", "StubHTTPClient", "StubRequest", "StubResponse"]
 
