@@ -1,6 +1,6 @@
 """Check a built release (``scripts/build`` runs this).
 
-``contents DIST``: one sdist and one wheel of the version ``__version__`` says; the wheel holds
+``contents DIST``: one sdist and one wheel of the version ``_version.py`` says; the wheel holds
 every file of the package (templates, the dashboard, ``py.typed``) and the console scripts and
 pytest plugin entry points; the sdist holds the package, tests, README and CHANGELOG.
 
@@ -35,9 +35,9 @@ ENTRY_POINTS = ("ai-spine = ", "create-ai-spine-tool = ", "ai_spine_tools = ")
 
 def version() -> str:
     """The version, read from the one place it is set."""
-    found = re.search(r'^__version__ = "([^"]+)"$', (PACKAGE / "__init__.py").read_text(), re.M)
+    found = re.search(r'^__version__ = "([^"]+)"$', (PACKAGE / "_version.py").read_text(), re.M)
     if found is None:
-        raise SystemExit("no __version__ in src/ai_spine_tools/__init__.py")
+        raise SystemExit("no __version__ in src/ai_spine_tools/_version.py")
     return found.group(1)
 
 

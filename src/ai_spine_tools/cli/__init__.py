@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import click
 
-from ai_spine_tools import __version__
+from ai_spine_tools._version import __version__
 from ai_spine_tools.exceptions import ToolError, UnknownSettingError
 
 __all__ = ["main"]
@@ -535,9 +535,9 @@ def mcp(target: str, log_level: str | None) -> None:
     import contextlib
     import logging
 
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.core._loader import load_tool
-    from ai_spine_tools.core._settings import ServerSettings
-    from ai_spine_tools.interop._mcp import serve_stdio
+    from ai_spine_tools.server._mcp_stdio import serve_stdio
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the protocol alone
         tool = load_tool(target)

@@ -187,7 +187,7 @@ def sdk_requirement(extras: str = "", spec: str | None = None) -> str:
     try:
         dist = metadata.distribution("ai-spine-tools")
     except metadata.PackageNotFoundError:  # running from a source tree without installing
-        from ai_spine_tools import __version__
+        from ai_spine_tools._version import __version__
 
         return f"{name}{_compatible(__version__)}"
     direct = dist.read_text("direct_url.json")
@@ -246,7 +246,7 @@ def _with_testing(extras: str) -> str:
 
 def env_example(template: Template) -> str:
     """Return the ``.env.example`` listing every setting the server reads, with defaults."""
-    from ai_spine_tools.core._settings import DOCUMENTED_SETTINGS
+    from ai_spine_tools._settings import DOCUMENTED_SETTINGS
 
     lines = ["# Every setting the tool server reads; uncomment to change it.", ""]
     for variable, default, meaning in DOCUMENTED_SETTINGS:

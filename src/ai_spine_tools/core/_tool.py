@@ -14,11 +14,11 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from ai_spine_tools.cache import CacheOptions, ToolCache
 from ai_spine_tools.core._config import ConfigResolver
 from ai_spine_tools.core._context import NO_SECURITY, SecurityContext, ToolContext, new_execution_id
-from ai_spine_tools.core._deadlines import deadlines
 from ai_spine_tools.core._failures import error_for
 from ai_spine_tools.core._metadata import ToolMetadata
+from ai_spine_tools.core._output import encode_output
+from ai_spine_tools.core._processes import shutdown_shared_pool
 from ai_spine_tools.core._result import ToolResult, normalise_result
-from ai_spine_tools.core._schema import Schema
 from ai_spine_tools.core._signature import Binding, bind
 from ai_spine_tools.core._threads import ThreadRunner
 from ai_spine_tools.exceptions import (
@@ -28,10 +28,11 @@ from ai_spine_tools.exceptions import (
 )
 from ai_spine_tools.fields import Field, as_field
 from ai_spine_tools.fields._base import unknown_keyword
+from ai_spine_tools.fields._schema import Schema
 from ai_spine_tools.observability._metrics import MetricsSnapshot, ToolMetrics
 from ai_spine_tools.outbound._http import close_shared_client
-from ai_spine_tools.outbound._processes import shutdown_shared_pool
 from ai_spine_tools.resilience._breaker import BreakerRegistry
+from ai_spine_tools.resilience._deadlines import deadlines
 
 __all__ = ["DEFAULT_TIMEOUT_MS", "Executor", "Tool", "create_tool"]
 
@@ -113,7 +114,7 @@ class Tool:
         self.breakers = BreakerRegistry()
         """The tool's named circuit breakers (``context.breaker(name)``), shown in health."""
         self.metrics.breakers = self.breakers
-        self.cache = ToolCache(self, CacheOptions.parse(cache))
+        self.cache = ToolCache(self, CacheOptions.parse(cache), encode=encode_output)
         """The tool's cache: ``context.cache`` in ``execute``, and its cached results."""
         self.metrics.cache_stats = self.cache.stats
         if self.streams and self.cache.enabled:
@@ -374,7 +375,7 @@ class Tool:
     async def _in_process(
         self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
     ) -> Any:
-        from ai_spine_tools.outbound._processes import shared_pool
+        from ai_spine_tools.core._processes import shared_pool
 
         # The context's snapshot: what makes sense in another process.
         shown = context.snapshot() if self._binding.uses_context else context

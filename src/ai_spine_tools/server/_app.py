@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools.cache import CacheOutcome, RedisCache
 from ai_spine_tools.core._context import SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools.core._output import ENCODER, check_finite, unserializable
-from ai_spine_tools.core._schema import invalid_json
-from ai_spine_tools.core._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools.core._tool import DEFAULT_TIMEOUT_MS, Tool
 from ai_spine_tools.exceptions import (
     ConfigurationError,
@@ -35,6 +34,7 @@ from ai_spine_tools.exceptions import (
     ValidationError,
     ValidationIssue,
 )
+from ai_spine_tools.fields._schema import invalid_json
 from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.observability._instance import InstanceMetrics
 from ai_spine_tools.observability._logging import log_execution
@@ -71,8 +71,8 @@ from ai_spine_tools.server._wire import (
 )
 
 if TYPE_CHECKING:
-    from ai_spine_tools.interop._mcp import MCPEndpoint
     from ai_spine_tools.observability._tracing import Tracing
+    from ai_spine_tools.server._mcp import MCPEndpoint
 
 __all__ = ["ToolApp", "create_app", "with_middleware"]
 
@@ -185,7 +185,7 @@ class ToolApp:
         self.mcp: MCPEndpoint | None = None
         """MCP over Streamable HTTP at ``/mcp`` (``AI_SPINE_MCP``); see ``_mcp``."""
         if self.settings.mcp:
-            from ai_spine_tools.interop._mcp import MCPEndpoint
+            from ai_spine_tools.server._mcp import MCPEndpoint
 
             self.mcp = MCPEndpoint(self)
         self.serves_directly = not tool.streams

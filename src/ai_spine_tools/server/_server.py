@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import uvicorn
 
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._loader import load_tool, locate
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import ToolDefinitionError
 from ai_spine_tools.observability._instance import METRICS_DIR_VARIABLE

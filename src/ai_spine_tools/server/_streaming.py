@@ -25,10 +25,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ai_spine_tools.core._deadlines import deadlines
 from ai_spine_tools.core._failures import error_for
 from ai_spine_tools.core._output import ENCODER, check_finite, unserializable
 from ai_spine_tools.exceptions import ExecutionTimeoutError, ToolError
+from ai_spine_tools.resilience._deadlines import deadlines
 
 __all__ = ["NDJSON", "SSE", "ResultStream", "wants_sse"]
 
