@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ai_spine_tools.cache._memory import hit_rate
+from ai_spine_tools.exceptions import MissingExtraError
 
 if TYPE_CHECKING:
     from ai_spine_tools._settings import ServerSettings
@@ -60,9 +61,7 @@ class RedisCache:
             from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import RedisError
         except ImportError:
-            raise ImportError(
-                "RedisCache needs the redis package: pip install 'ai-spine-tools[redis]'"
-            ) from None
+            raise MissingExtraError("RedisCache", "the redis package", "redis") from None
         self.url = url
         self.key_prefix = key_prefix
         self.max_connections = max_connections

@@ -1,8 +1,9 @@
 """``--env-file``: settings from a dotenv file (``KEY=value`` lines), read with python-dotenv.
 
 A variable already set in the environment wins over the file, so ``PORT=4000 make serve``
-still means port 4000. The values go into ``os.environ`` before the tool is loaded, so the
-tool's config fields, the server's settings and every worker process see them.
+still means port 4000. The option is eager: the values go into ``os.environ`` before TARGET is
+loaded, wherever the option stands on the command line, so the tool's config fields, the
+server's settings and every worker process see them.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import click
+
 from ai_spine_tools.exceptions import ServerConfigurationError
 
-__all__ = ["load_env_file"]
+__all__ = ["ENV_FILE", "load_env_file"]
 
 
 def load_env_file(path: str | Path) -> list[str]:
@@ -35,3 +38,22 @@ def load_env_file(path: str | Path) -> list[str]:
             os.environ[key] = value
             added.append(key)
     return added
+
+
+def _load(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        try:
+            load_env_file(value)
+        except ServerConfigurationError as exc:
+            raise click.BadParameter(exc.message, ctx, param) from None
+
+
+ENV_FILE = click.option(
+    "--env-file",
+    metavar="PATH",
+    default=None,
+    is_eager=True,  # before TARGET, which loads the tool as it is read
+    expose_value=False,
+    callback=_load,
+    help="Read settings from this dotenv file (variables already set win).",
+)

@@ -29,7 +29,7 @@ from ai_spine_tools.exceptions import (
     ExecutionError,
     ExecutionTimeoutError,
     MethodNotAllowedError,
-    ServerConfigurationError,
+    MissingExtraError,
     ToolError,
     ValidationError,
     ValidationIssue,
@@ -68,6 +68,7 @@ from ai_spine_tools.server._wire import (
     _now_iso,
     _replay,
     _Success,
+    error_envelope,
 )
 
 if TYPE_CHECKING:
@@ -735,13 +736,12 @@ class ToolApp:
         execution_id: str | None = None,
         errors_as_200: bool = False,
     ) -> Response:
-        body: dict[str, Any] = {
-            "execution_id": execution_id,
-            "status": "error",
-            **exc.to_dict(),
-            "execution_time_ms": round((time.perf_counter() - request.started) * 1000.0, 3),
-            "timestamp": _now_iso(),
-        }
+        body = error_envelope(
+            exc,
+            execution_id=execution_id,
+            took_ms=round((time.perf_counter() - request.started) * 1000.0, 3),
+            timestamp=_now_iso(),
+        )
         headers = []
         if exc.retry_after_ms is not None and exc.status in (429, 503):
             headers.append((b"retry-after", str(max(1, -(-exc.retry_after_ms // 1000))).encode()))
@@ -759,10 +759,8 @@ def _tracing(tool: Tool) -> Tracing:
     try:
         from ai_spine_tools.observability._tracing import Tracing
     except ImportError:
-        raise ServerConfigurationError(
-            "AI_SPINE_TRACING is on but OpenTelemetry is not installed: "
-            "pip install 'ai-spine-tools[otel]'",
-            details={"variable": "AI_SPINE_TRACING"},
+        raise MissingExtraError(
+            "AI_SPINE_TRACING", "OpenTelemetry", "otel", variable="AI_SPINE_TRACING"
         ) from None
     return Tracing(tool.name)
 
@@ -774,10 +772,8 @@ def _shared_cache(settings: ServerSettings) -> RedisCache | None:
     try:
         return RedisCache.from_settings(settings)
     except ImportError:
-        raise ServerConfigurationError(
-            "REDIS_URL (or REDIS_HOST) is set but the redis package is not installed: "
-            "pip install 'ai-spine-tools[redis]'",
-            details={"variable": "REDIS_URL"},
+        raise MissingExtraError(
+            "REDIS_URL (or REDIS_HOST)", "the redis package", "redis", variable="REDIS_URL"
         ) from None
 
 

@@ -24,7 +24,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from ai_spine_tools.exceptions import ServerConfigurationError
+from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError
 from ai_spine_tools.interop._export import mcp_tool
 
 if TYPE_CHECKING:
@@ -37,20 +37,17 @@ if TYPE_CHECKING:
 
 __all__ = ["MCPEndpoint", "mcp_server", "require_sdk", "tool_result"]
 
-_MISSING_SDK = (
-    "MCP needs the mcp package, which is not installed: pip install 'ai-spine-tools[mcp]'"
-)
-
 
 def require_sdk() -> None:
     try:
         import mcp.server.lowlevel  # noqa: F401
     except ImportError as exc:
-        missing = (exc.name or "mcp").partition(".")[0] in ("mcp", "mcp_types")
+        if (exc.name or "mcp").partition(".")[0] in ("mcp", "mcp_types"):
+            raise MissingExtraError(
+                "MCP", "the mcp package", "mcp", variable="AI_SPINE_MCP"
+            ) from None
         raise ServerConfigurationError(
-            _MISSING_SDK
-            if missing
-            else f"MCP cannot start: importing the mcp package failed: {exc}",
+            f"MCP cannot start: importing the mcp package failed: {exc}",
             details={"variable": "AI_SPINE_MCP"},
         ) from None
 
