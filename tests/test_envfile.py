@@ -75,11 +75,13 @@ def test_serve_refuses_a_missing_env_file(tmp_path: Path) -> None:
 def test_the_env_file_is_read_before_the_tool_loads(
     tmp_path: Path, clean: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "tool.py").write_text(
-        "import os\nassert os.environ['ENVFILE_GREETING'] == 'early'\n" + TOOL
+    (tmp_path / "early.py").write_text(
+        TOOL.replace('os.environ.get("ENVFILE_GREETING")', "AT_IMPORT")
+        + "\nAT_IMPORT = os.environ.get('ENVFILE_GREETING')\n"
     )
     (tmp_path / ".env").write_text("ENVFILE_GREETING=early\n")
     result = CliRunner().invoke(
-        main, ["call", str(tmp_path / "tool.py"), "{}", "--env-file", str(tmp_path / ".env")]
+        main, ["call", str(tmp_path / "early.py"), "{}", "--env-file", str(tmp_path / ".env")]
     )
     assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["output_data"] == {"greeting": "early"}
