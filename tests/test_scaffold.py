@@ -105,6 +105,19 @@ def test_a_new_project_from_the_wheel_passes_make_test_and_its_readme(
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert re.search(r"\d+ passed", tests.stdout), tests.stdout
     assert "skipped" not in tests.stdout, tests.stdout  # every service it needs was given
+    needed = {"database": "DATABASE_URL", "cached": "REDIS_URL"}.get(template)
+    if needed is not None:  # without it, the tests that need it skip and name it
+        alone = subprocess.run(
+            [str(project_venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
+            cwd=project,
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert alone.returncode == 0, alone.stdout + alone.stderr
+        assert re.search(rf"SKIPPED .*set {needed}", alone.stdout), alone.stdout
 
     # The README as written: cp .env.example .env, make serve, then each curl it shows.
     port = free_port()
@@ -309,7 +322,8 @@ def test_check_and_schema_commands_on_a_generated_project(tmp_path: Path) -> Non
     ("spec", "expected"),
     [
         (">=0.2,<0.3", "ai-spine-tools[redis]>=0.2,<0.3"),
-        ("ai-spine-tools[redis]==0.2.1", "ai-spine-tools[redis]==0.2.1"),
+        ("ai-spine-tools==0.2.1", "ai-spine-tools[redis]==0.2.1"),
+        ("ai_spine_tools[mcp] @ file:///w/x.whl", "ai-spine-tools[mcp,redis] @ file:///w/x.whl"),
         (
             "git+https://github.com/example/ai-spine-tools@v0.2",
             "ai-spine-tools[redis] @ git+https://github.com/example/ai-spine-tools@v0.2",
@@ -382,7 +396,16 @@ class _Installed:
 def test_cli_new_says_what_the_project_depends_on(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
-        ["new", "pinned", "--dir", str(tmp_path / "p"), "--yes", "--no-git", "--sdk", "==0.1.0"],
+        [
+            "new",
+            "pinned",
+            "--dir",
+            str(tmp_path / "p"),
+            "--yes",
+            "--no-git",
+            "--sdk",
+            "ai-spine-tools==0.1.0",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "depends on ai-spine-tools==0.1.0" in result.output

@@ -203,8 +203,12 @@ def _from_spec(name: str, spec: str) -> str:
         raise ToolDefinitionError("--sdk is empty: give a version range, a URL or a path")
     if spec[0] in "<>=!~":
         return f"{name}{spec}"
-    if re.match(r"ai[-_.]spine[-_.]tools\b", spec, re.IGNORECASE):
-        return spec
+    named = re.fullmatch(r"ai[-_.]spine[-_.]tools\s*(?:\[([^\]]*)\])?(.*)", spec, re.I | re.S)
+    if named is not None:  # a requirement: the template's extras join those it names
+        given = [e.strip() for e in (named.group(1) or "").split(",") if e.strip()]
+        wanted = [e for e in name.removeprefix("ai-spine-tools").strip("[]").split(",") if e]
+        extras = sorted(set(given) | set(wanted))
+        return f"ai-spine-tools{'[' + ','.join(extras) + ']' if extras else ''}{named.group(2)}"
     if re.match(r"^[a-z][a-z0-9+.-]*://", spec, re.IGNORECASE):
         return f"{name} @ {spec}"
     path = Path(spec).expanduser().resolve()
