@@ -9,7 +9,7 @@ which tool's ``async execute`` blocked it), the ``LeakWatch`` (RSS against reque
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ai_spine_tools.observability._leakwatch import LeakWatch
 from ai_spine_tools.observability._loopwatch import LoopWatch
@@ -17,16 +17,32 @@ from ai_spine_tools.outbound._poolwatch import configure_pool_watch
 
 if TYPE_CHECKING:
     from ai_spine_tools._settings import ServerSettings
-    from ai_spine_tools.core._tool import Tool
+    from ai_spine_tools.observability._metrics import ToolMetrics
 
 __all__ = ["Diagnostics"]
+
+
+class _Watched(Protocol):
+    """What the watches read of a tool (a ``Tool`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def execute_function(self) -> Callable[..., Any]: ...
+
+    @property
+    def stream_function(self) -> Callable[..., Any]: ...
+
+    @property
+    def metrics(self) -> ToolMetrics: ...
 
 
 class Diagnostics:
     """The watches of one served tool."""
 
     def __init__(
-        self, tool: Tool, settings: ServerSettings, *, busy: Callable[[], bool] | None = None
+        self, tool: _Watched, settings: ServerSettings, *, busy: Callable[[], bool] | None = None
     ) -> None:
         self.loop = LoopWatch(
             threshold_ms=settings.blocking_threshold_ms,

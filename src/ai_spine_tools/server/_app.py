@@ -111,8 +111,6 @@ class ToolApp:
         )
         """The execution pipeline every entry calls (see ``_pipeline``)."""
         self.admission = self.pipeline.admission
-        self.execute = self.pipeline.execute
-        self.execute_call = self.pipeline.execute_call
         tool.metrics.concurrency = self.pipeline.concurrency
         self.draining = False
         self.wrapped_signals: list[tuple[int, Any, Any]] = []
@@ -145,7 +143,7 @@ class ToolApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint(self)
+            self.mcp = MCPEndpoint(self.pipeline)
         self.serves_directly = not tool.streams
         """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
         a streaming tool, whose body goes out as it is produced."""

@@ -43,7 +43,7 @@ async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
 
     # No /mcp endpoint of its own; and no authentication: that is the HTTP door's.
     app = ToolApp(tool, settings.replace(mcp=False))
-    server = mcp_server(app)
+    server = mcp_server(app.pipeline)
     host = InProcessApp(app)  # runs the app's lifespan: setup, shared cache, cleanup
     with contextlib.redirect_stdout(sys.stderr):  # what setup and cleanup print, too
         await host.start()  # RuntimeError naming why, if setup fails
