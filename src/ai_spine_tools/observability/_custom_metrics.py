@@ -50,9 +50,7 @@ class Timer:
 
     __slots__ = ("_histogram", "_lookup", "_started", "elapsed_ms")
 
-    def __init__(
-        self, histogram: LatencyHistogram, lookup: Callable[[], LatencyHistogram]
-    ) -> None:
+    def __init__(self, histogram: LatencyHistogram, lookup: Callable[[], LatencyHistogram]) -> None:
         self._histogram = histogram
         self._lookup = lookup
         self._started = 0.0
