@@ -26,6 +26,7 @@ from ai_spine_tools.exceptions import (
     MethodNotAllowedError,
     MissingExtraError,
     ToolError,
+    ToolUnavailableError,
 )
 from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.observability._instance import InstanceMetrics
@@ -84,10 +85,18 @@ class ToolApp:
     routes is ``AuthGate``'s; the lifespan is ``_lifecycle``'s.
     """
 
-    def __init__(self, tool: Tool, settings: ServerSettings | None = None) -> None:
+    def __init__(
+        self,
+        tool: Tool,
+        settings: ServerSettings | None = None,
+        *,
+        redis: RedisCache | None = None,
+    ) -> None:
         self.tool = tool
         self.settings = settings = settings or ServerSettings.from_env()
-        self.redis = _shared_cache(settings)
+        self.owns_redis = redis is None
+        """Whether the Redis connection is this app's to close (not a suite's, shared)."""
+        self.redis = shared_cache(settings) if redis is None else redis
         tool.cache.use_defaults(settings.cache_ttl_s)
         tool.cache.use_shared(self.redis)
         self.gate = AuthGate(settings, self.redis)
@@ -145,10 +154,23 @@ class ToolApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint(self)
+            self.mcp = MCPEndpoint([self], settings)
         self.serves_directly = not tool.streams
         """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
         a streaming tool, whose body goes out as it is produced."""
+        self.unavailable: str | None = None
+        """Why the tool cannot serve (its setup failed in a suite), or ``None``."""
+
+    def mark_unavailable(self, reason: str) -> None:
+        """Answer executions with 503 ``TOOL_UNAVAILABLE`` from now on (``/ready`` says why)."""
+        self.unavailable = reason
+        self.serves_directly = False
+        message = f"Tool {self.tool.name!r} is unavailable: its setup failed ({reason})"
+
+        async def refuse(request: Request) -> Response:
+            raise ToolUnavailableError(message, details={"tool": self.tool.name})
+
+        self.routes[_EXECUTE] = {"POST": refuse}
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -325,7 +347,7 @@ def _tracing(tool: Tool) -> Tracing:
     return Tracing(tool.name)
 
 
-def _shared_cache(settings: ServerSettings) -> RedisCache | None:
+def shared_cache(settings: ServerSettings) -> RedisCache | None:
     """The Redis behind the cache and the rate limits, when ``REDIS_URL``/``REDIS_HOST`` is set."""
     if settings.redis_url is None:
         return None

@@ -55,7 +55,8 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
             if app.redis is not None:
                 if app.tool.cache.store is not app.tool.cache.memory:
                     app.tool.cache.use_shared(None)
-                await app.redis.close()
+                if app.owns_redis:  # a suite's tools share one, closed by the suite
+                    await app.redis.close()
             if app.instance is not None:
                 await app.instance.stop()  # a last write: this worker's counts outlive it
             if app.diagnostics is not None:

@@ -10,8 +10,9 @@ Two transports serve the same MCP server:
   Every request read before the end of input is answered before the server exits (the SDK
   cancels the handlers still running when its input ends; ``_mcp_stdio`` holds that end back).
 
-Either way, the server lists one tool whose ``inputSchema`` is ``tool.json_schema()``, and a
-``tools/call`` runs through ``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
+Either way, the server lists the tool (or every tool of a suite, ``_suite``) with
+``tool.json_schema()`` as its ``inputSchema``, and a ``tools/call`` runs through the tool's
+``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
 with its overload limit, rate limits, validation, result cache, deadline, metrics and error
 mapping. A success is the ``output_data`` as structured content (and as JSON text); an error is an
 ``isError`` result whose text is the error code and message, never a traceback.
@@ -22,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ai_spine_tools._version import __version__
 from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError
 from ai_spine_tools.interop._export import mcp_tool
 
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
     from mcp.server.lowlevel import Server
 
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.server._app import ToolApp
     from ai_spine_tools.server._wire import Receive, Scope, Send
 
@@ -52,41 +56,54 @@ def require_sdk() -> None:
         ) from None
 
 
-def mcp_server(app: ToolApp) -> Server[Any]:
-    """Return the MCP server of ``app``'s tool: one tool, called through ``app.execute_call``."""
+def mcp_server(apps: Sequence[ToolApp]) -> Server[Any]:
+    """Return the MCP server of the tools of ``apps`` (one tool's, or a suite's): each listed,
+    each call run through its app's ``execute_call``."""
     require_sdk()
     import mcp_types as types
     from mcp.server.lowlevel import Server
     from mcp.shared.exceptions import MCPError
 
-    tool = app.tool
-    listed = types.Tool.model_validate(mcp_tool(tool))
-    schema = listed.input_schema
+    by_name = {app.tool.name: app for app in apps}
+    listed = [types.Tool.model_validate(mcp_tool(app.tool)) for app in apps]
+    schemas = {tool.name: tool.input_schema for tool in listed}
+    names = ", ".join(repr(name) for name in by_name)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[listed])
+        return types.ListToolsResult(tools=listed)
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        if params.name != tool.name:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {tool.name!r}")
+        app = by_name.get(params.name)
+        if app is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {names}")
         carrier = ctx.request  # the HTTP request that carried the call (None over stdio)
         scope = getattr(carrier, "scope", None)
         status, body = await app.execute_call(params.arguments or {}, scope=scope)
-        return tool_result(body, streamed=tool.streams and status == 200)
+        return tool_result(body, streamed=app.tool.streams and status == 200)
 
+    if len(apps) == 1:
+        (only,) = apps
+        name, version, description = (
+            only.tool.name,
+            only.tool.version,
+            only.tool.metadata.description,
+        )
+    else:
+        name, version = "ai-spine-tools", __version__
+        description = "Tools: " + ", ".join(by_name)
     return Server(
-        tool.name,
-        version=tool.version,
-        description=tool.metadata.description,
+        name,
+        version=version,
+        description=description,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         # Header validation of modern tools/call requests reads the schema from here, rather than
         # running tools/list once per call.
-        get_tool_input_schema=lambda name: schema if name == tool.name else None,
+        get_tool_input_schema=schemas.get,
     )
 
 
@@ -148,18 +165,18 @@ class MCPEndpoint:
     ``stop``), or from the first request when the app is driven without a lifespan.
     """
 
-    def __init__(self, app: ToolApp) -> None:
+    def __init__(self, apps: Sequence[ToolApp], settings: ServerSettings) -> None:
         require_sdk()
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        self.server = mcp_server(app)
+        self.server = mcp_server(apps)
         # Stateless, with JSON answers: no session lives in one process, so several workers
         # and instances behind a load balancer serve one client; there is nothing to stream.
         self.sessions = StreamableHTTPSessionManager(
             self.server,
             stateless=True,
             json_response=True,
-            max_request_body_size=app.settings.max_body_bytes,
+            max_request_body_size=settings.max_body_bytes,
         )
         self._running: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
