@@ -327,14 +327,21 @@ def test_schema_registers_each_tool_at_its_own_url() -> None:
     assert registrations[1]["health_url"] == "https://tools.example.com/weather/health"
 
 
-def test_a_module_exposing_a_tools_list_is_a_suite(tmp_path: Any, monkeypatch: Any) -> None:
-    (tmp_path / "mytools.py").write_text(
-        "from weather import tool as weather\nfrom currency import tool as currency\n"
-        "tools = [weather, currency]\n"
+def test_a_module_exposing_a_tools_list_is_a_suite(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "suite_of_two.py").write_text(
+        "from ai_spine_tools import create_tool, string_field\n"
+        "async def run(input):\n    return {}\n"
+        "tools = [\n"
+        "    create_tool(metadata={'name': n, 'version': '1.0.0', 'description': 'A tool'},\n"
+        "                schema={'input': {'q': string_field()}}, execute=run)\n"
+        "    for n in ('first', 'second')\n"
+        "]\n"
     )
-    monkeypatch.syspath_prepend(str(SUITE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert [tool.name for tool in load_tools("mytools")] == ["weather", "currency"]
+    assert [tool.name for tool in load_tools("suite_of_two")] == ["first", "second"]
+    assert [tool.name for tool in load_tools("suite_of_two:tools")] == ["first", "second"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ToolDefinitionError, match="holds no tool file"):
         load_tools(str(tmp_path / "empty"))

@@ -91,6 +91,7 @@ class ToolApp:
         settings: ServerSettings | None = None,
         *,
         redis: RedisCache | None = None,
+        diagnostics: Diagnostics | None = None,
     ) -> None:
         self.tool = tool
         self.settings = settings = settings or ServerSettings.from_env()
@@ -139,12 +140,14 @@ class ToolApp:
             "/": {"GET": functools.partial(probes.info, self)},
         }
         self.instance = InstanceMetrics.from_env(
-            tool.metrics, functools.partial(probes.instance_figures, self)
+            tool.metrics, functools.partial(probes.instance_figures, self), part=tool.name
         )
         """The other workers of this instance, when it runs several (see ``_instance``)."""
-        self.diagnostics: Diagnostics | None = None
+        self.diagnostics: Diagnostics | None = diagnostics
         """Event-loop lag and blocking, leak watch, pool waits (``AI_SPINE_DIAGNOSTICS``)."""
-        if settings.diagnostics:
+        self.owns_diagnostics = diagnostics is None
+        """Whether this app starts and stops them (not a suite's, shared by its tools)."""
+        if settings.diagnostics and diagnostics is None:
             admission = self.admission
             self.diagnostics = Diagnostics(tool, settings, busy=lambda: admission.in_flight > 0)
         if settings.dashboard:

@@ -40,7 +40,8 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
             if app.instance is not None:
                 app.instance.start()
             if app.diagnostics is not None:
-                app.diagnostics.start()
+                if app.owns_diagnostics:
+                    app.diagnostics.start()
                 app.tool.metrics.diagnostics = app.diagnostics.figures
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
@@ -60,7 +61,8 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
             if app.instance is not None:
                 await app.instance.stop()  # a last write: this worker's counts outlive it
             if app.diagnostics is not None:
-                await app.diagnostics.stop()
+                if app.owns_diagnostics:
+                    await app.diagnostics.stop()
                 if app.tool.metrics.diagnostics == app.diagnostics.figures:
                     app.tool.metrics.diagnostics = None
             await send({"type": "lifespan.shutdown.complete"})

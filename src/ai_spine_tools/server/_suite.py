@@ -44,6 +44,7 @@ from ai_spine_tools.exceptions import (
     ToolDefinitionError,
     ToolError,
 )
+from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.security._headers import API_SECURITY_HEADERS
 from ai_spine_tools.server import _probes as probes
 from ai_spine_tools.server._app import ToolApp, shared_cache
@@ -106,13 +107,19 @@ class SuiteApp:
         self.redis = shared_cache(settings)
         own = settings.replace(mcp=False)  # one /mcp for the suite, at the root
         self.apps: dict[str, ToolApp] = {}
+        self.diagnostics = (
+            Diagnostics(tools, settings, busy=self._busy) if settings.diagnostics else None
+        )
+        """One set of watches for the process (the loop and memory are the tools' to share)."""
         for tool in tools:
             tool_keys = keys.get(tool.name)
             if tool_keys is None:
                 raw = environ.get(tool_keys_variable(tool.name), "")
                 tool_keys = [key.strip() for key in raw.split(",") if key.strip()]
             tool_settings = own.replace(api_keys=tuple(tool_keys)) if tool_keys else own
-            self.apps[tool.name] = ToolApp(tool, tool_settings, redis=self.redis)
+            self.apps[tool.name] = ToolApp(
+                tool, tool_settings, redis=self.redis, diagnostics=self.diagnostics
+            )
         self.gate = AuthGate(settings, self.redis)
         """Who may read the root's metrics and call ``/mcp`` (the server's keys)."""
         self._protected = {"/metrics", "/mcp"} - set(settings.public_routes)
@@ -123,6 +130,9 @@ class SuiteApp:
             self.mcp = MCPEndpoint(list(self.apps.values()), settings)
         self.started_at = time.monotonic()
         self._lifespans: list[tuple[asyncio.Queue[Message], asyncio.Task[None]]] = []
+
+    def _busy(self) -> bool:
+        return any(app.admission.in_flight > 0 for app in self.apps.values())
 
     def direct_routes(self) -> dict[bytes, ToolApp]:
         """The execute path of each tool (for the connection's own way in, ``_protocol``)."""
@@ -310,9 +320,13 @@ class SuiteApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.diagnostics is not None:
+                    self.diagnostics.start()
                 failed = await self._start_all()
                 if failed and self.strict_startup:
                     await self._stop_all()
+                    if self.diagnostics is not None:
+                        await self.diagnostics.stop()
                     reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
                     await send({"type": "lifespan.startup.failed", "message": reasons})
                     return
@@ -324,6 +338,8 @@ class SuiteApp:
                 if self.mcp is not None:
                     await self.mcp.stop()
                 await self._stop_all()
+                if self.diagnostics is not None:
+                    await self.diagnostics.stop()
                 if self.redis is not None:
                     await self.redis.close()
                 await send({"type": "lifespan.shutdown.complete"})
