@@ -48,6 +48,7 @@ from ai_spine_tools.server._wire import (
     Send,
     _clip,
     _DisconnectedError,
+    _no_more,
     _normalise,
     _replay,
 )
@@ -254,7 +255,7 @@ class ToolApp:
     async def respond(self, scope: Scope, body: bytes) -> tuple[int, Headers, bytes]:
         """Serve a ``POST /api/execute`` whose body is wholly in, as ``__call__`` would but
         without ASGI: the status, headers and body of the response (see ``_protocol``)."""
-        request = Request(scope, _replay(body))
+        request = Request(scope, _no_more, body)
         response = await self._handle(request, _EXECUTE, self.pipeline.execute)
         assert response is not None  # the body is in: there is nothing left to wait for
         return response.status, self._headers(request, response), response.body

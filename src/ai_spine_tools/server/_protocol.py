@@ -246,7 +246,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self._pos += self._head_size() - self._head_carried
         # A request answered on the spot arms the keep-alive timer while the parser may still
         # hold the next one, pipelined behind it.
-        self._unset_keepalive_if_required()
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()
         super().on_message_begin()
         self._in_head = True
         self._head_unsized = False
