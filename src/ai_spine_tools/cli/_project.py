@@ -19,7 +19,7 @@ __all__ = ["check", "new", "schema"]
 @click.argument("name")
 @click.option(
     "--template",
-    type=click.Choice(["basic", "http-api", "database", "cached"]),
+    type=click.Choice(["basic", "http-api", "database", "cached", "suite"]),
     default=None,
     help="What the tool shows (asked for when omitted, unless --yes).",
 )
