@@ -46,10 +46,10 @@ def test_slug_is_ascii_and_bounded() -> None:
 
 def test_the_suite_serves_each_tool_under_its_name() -> None:
     with ToolTestClient(tools_asgi(tools)) as client:
-        listing = client.get("/").json()
+        listing = client.get("/").json
         assert [tool["name"] for tool in listing["tools"]] == ["words", "slug"]
         answer = client.post("/slug/api/execute", json={"input_data": {"text": "A Title"}})
-        assert answer.json()["output_data"] == {"slug": "a-title"}
+        assert answer.output_data == {"slug": "a-title"}
         assert client.get("/words/health").status_code == 200
         assert client.get("/health").status_code == 200
         assert client.get("/ready").status_code == 200
