@@ -122,8 +122,6 @@ class ToolApp:
         )
         """The execution pipeline every entry calls (see ``_pipeline``)."""
         self.admission = self.pipeline.admission
-        self.execute = self.pipeline.execute
-        self.execute_call = self.pipeline.execute_call
         tool.metrics.concurrency = self.pipeline.concurrency
         self.draining = False
         self.wrapped_signals: list[tuple[int, Any, Any]] = []
@@ -158,7 +156,7 @@ class ToolApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint([self], settings)
+            self.mcp = MCPEndpoint([self.pipeline], settings)
         self.serves_directly = not tool.streams
         """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
         a streaming tool, whose body goes out as it is produced."""
@@ -169,12 +167,10 @@ class ToolApp:
         """Answer executions with 503 ``TOOL_UNAVAILABLE`` from now on (``/ready`` says why)."""
         self.unavailable = reason
         self.serves_directly = False
-        message = f"Tool {self.tool.name!r} is unavailable: its setup failed ({reason})"
-
-        async def refuse(request: Request) -> Response:
-            raise ToolUnavailableError(message, details={"tool": self.tool.name})
-
-        self.routes[_EXECUTE] = {"POST": refuse}
+        self.pipeline.unavailable = ToolUnavailableError(
+            f"Tool {self.tool.name!r} is unavailable: its setup failed ({reason})",
+            details={"tool": self.tool.name},
+        )
 
     # -- ASGI --------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ Two transports serve the same MCP server:
   cancels the handlers still running when its input ends; ``_mcp_stdio`` holds that end back).
 
 Either way, the server lists the tool (or every tool of a suite, ``_suite``) with
-``tool.json_schema()`` as its ``inputSchema``, and a ``tools/call`` runs through the tool's
-``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
+``tool.json_schema()`` as its ``inputSchema``, and a ``tools/call`` runs through
+``execute_call``: the execution pipeline of that tool's ``/api/execute``,
 with its overload limit, rate limits, validation, result cache, deadline, metrics and error
 mapping. A success is the ``output_data`` as structured content (and as JSON text); an error is an
 ``isError`` result whose text is the error code and message, never a traceback.
@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ai_spine_tools._version import __version__
+from ai_spine_tools.core._output import ENCODER
 from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError
 from ai_spine_tools.interop._export import mcp_tool
+from ai_spine_tools.server._wire import _JSON, Message, Request, _replay
 
 if TYPE_CHECKING:
     import mcp_types as types
@@ -36,10 +38,10 @@ if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
 
     from ai_spine_tools._settings import ServerSettings
-    from ai_spine_tools.server._app import ToolApp
+    from ai_spine_tools.server._pipeline import Pipeline
     from ai_spine_tools.server._wire import Receive, Scope, Send
 
-__all__ = ["MCPEndpoint", "mcp_server", "require_sdk", "tool_result"]
+__all__ = ["MCPEndpoint", "execute_call", "mcp_server", "require_sdk", "tool_result"]
 
 
 def require_sdk() -> None:
@@ -56,16 +58,16 @@ def require_sdk() -> None:
         ) from None
 
 
-def mcp_server(apps: Sequence[ToolApp]) -> Server[Any]:
-    """Return the MCP server of the tools of ``apps`` (one tool's, or a suite's): each listed,
-    each call run through its app's ``execute_call``."""
+def mcp_server(pipelines: Sequence[Pipeline]) -> Server[Any]:
+    """Return the MCP server of the tools of ``pipelines`` (one tool's, or a suite's): each
+    listed, each call run through its pipeline (``execute_call``)."""
     require_sdk()
     import mcp_types as types
     from mcp.server.lowlevel import Server
     from mcp.shared.exceptions import MCPError
 
-    by_name = {app.tool.name: app for app in apps}
-    listed = [types.Tool.model_validate(mcp_tool(app.tool)) for app in apps]
+    by_name = {pipeline.tool.name: pipeline for pipeline in pipelines}
+    listed = [types.Tool.model_validate(mcp_tool(pipeline.tool)) for pipeline in pipelines]
     schemas = {tool.name: tool.input_schema for tool in listed}
     names = ", ".join(repr(name) for name in by_name)
 
@@ -77,21 +79,17 @@ def mcp_server(apps: Sequence[ToolApp]) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        app = by_name.get(params.name)
-        if app is None:
+        pipeline = by_name.get(params.name)
+        if pipeline is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {names}")
         carrier = ctx.request  # the HTTP request that carried the call (None over stdio)
         scope = getattr(carrier, "scope", None)
-        status, body = await app.execute_call(params.arguments or {}, scope=scope)
-        return tool_result(body, streamed=app.tool.streams and status == 200)
+        status, body = await execute_call(pipeline, params.arguments or {}, scope=scope)
+        return tool_result(body, streamed=pipeline.tool.streams and status == 200)
 
-    if len(apps) == 1:
-        (only,) = apps
-        name, version, description = (
-            only.tool.name,
-            only.tool.version,
-            only.tool.metadata.description,
-        )
+    if len(pipelines) == 1:
+        tool = pipelines[0].tool
+        name, version, description = tool.name, tool.version, tool.metadata.description
     else:
         name, version = "ai-spine-tools", __version__
         description = "Tools: " + ", ".join(by_name)
@@ -165,11 +163,11 @@ class MCPEndpoint:
     ``stop``), or from the first request when the app is driven without a lifespan.
     """
 
-    def __init__(self, apps: Sequence[ToolApp], settings: ServerSettings) -> None:
+    def __init__(self, pipelines: Sequence[Pipeline], settings: ServerSettings) -> None:
         require_sdk()
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        self.server = mcp_server(apps)
+        self.server = mcp_server(pipelines)
         # Stateless, with JSON answers: no session lives in one process, so several workers
         # and instances behind a load balancer serve one client; there is nothing to stream.
         self.sessions = StreamableHTTPSessionManager(
@@ -214,3 +212,42 @@ class MCPEndpoint:
         if not self._ready.is_set():
             await self.start()
         await self.sessions.handle_request(scope, receive, send)
+
+
+async def execute_call(
+    pipeline: Pipeline, arguments: Any, *, scope: Scope | None = None
+) -> tuple[int, bytes]:
+    """Run one execution for a protocol served beside ``/api/execute`` (MCP) down the execute
+    corridor (overload, rate limit, validation, cache, deadline, metrics, error mapping) and
+    return the status and body ``/api/execute`` answers; a streaming tool's whole NDJSON body.
+
+    ``scope`` is the request that carried the call, if any: its peer, user agent, request id
+    and authenticated key id become those of the execution. Authentication itself is the
+    carrier's (``ToolApp``'s ``/mcp`` route, or the stdio client).
+    """
+    outer = scope or {}
+    kept = (b"user-agent", b"x-request-id")
+    inner: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/execute",
+        "headers": [
+            (b"content-type", _JSON),
+            *((name, value) for name, value in outer.get("headers", ()) if name in kept),
+        ],
+        "client": outer.get("client") or ("local", 0),
+    }
+    if outer.get("ai_spine.key_id") is not None:
+        inner["ai_spine.key_id"] = outer["ai_spine.key_id"]
+    body = ENCODER.encode({"input_data": arguments})
+    response = await pipeline.execute(Request(inner, _replay(body)))
+    stream = response.stream
+    if stream is None:
+        return response.status, response.body
+    chunks: list[bytes] = []
+
+    async def collect(message: Message) -> None:
+        chunks.append(message.get("body", b""))
+
+    await stream.send(collect, _replay(b""))
+    return response.status, b"".join(chunks)

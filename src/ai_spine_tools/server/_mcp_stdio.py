@@ -49,18 +49,18 @@ async def serve_stdio(tool: Tool | Sequence[Tool], settings: ServerSettings) -> 
     app: ToolApp | SuiteApp
     if isinstance(tool, Tool):
         app = ToolApp(tool, own)
-        apps = [app]
+        pipelines = [app.pipeline]
     else:  # a tool whose setup fails stops the start-up: an agent sees the error at once
-        app = SuiteApp(tool, own.replace(strict_startup=True), strict_startup=True)
-        apps = list(app.apps.values())
-    server = mcp_server(apps)
+        app = SuiteApp(tool, own, strict_startup=True)
+        pipelines = [one.pipeline for one in app.apps.values()]
+    server = mcp_server(pipelines)
     host = InProcessApp(app)  # runs the app's lifespan: setup, shared cache, cleanup
     with contextlib.redirect_stdout(sys.stderr):  # what setup and cleanup print, too
         await host.start()  # RuntimeError naming why, if setup fails
     try:
         async with stdio_server() as (read, write):
             options = server.create_initialization_options()
-            longest_ms = max(one.pipeline.timeout_ms for one in apps)
+            longest_ms = max(pipeline.timeout_ms for pipeline in pipelines)
             answers = _Answers(grace_s=longest_ms / 1000.0 + _DRAIN_GRACE_S)
             running = asyncio.ensure_future(
                 server.run(_Draining(read, answers), _Answering(write, answers), options)

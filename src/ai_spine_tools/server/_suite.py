@@ -127,7 +127,7 @@ class SuiteApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint(list(self.apps.values()), settings)
+            self.mcp = MCPEndpoint([app.pipeline for app in self.apps.values()], settings)
         self.started_at = time.monotonic()
         self._lifespans: list[tuple[asyncio.Queue[Message], asyncio.Task[None]]] = []
 
