@@ -197,7 +197,7 @@ def test_prefixed_executions_take_the_fast_path() -> None:
 
 
 def test_a_failed_setup_leaves_the_other_tools_serving() -> None:
-    env = {"SUITE_BREAK_CURRENCY": "1"}
+    env = {"SUITE_BREAK_CURRENCY": "1", "AI_SPINE_MCP": "true", "AI_SPINE_CORS_ORIGINS": ""}
     with running_server(WEATHER, env=env, command="serve", ready_timeout=30.0) as only:
         assert httpx.get(f"{only.url}/health").status_code == 200  # one tool: no setup to fail
     port = free_port()
@@ -219,6 +219,16 @@ def test_a_failed_setup_leaves_the_other_tools_serving() -> None:
         assert httpx.get(f"{url}/health").status_code == 503
         served = post(f"{url}/weather/api/execute", {"input_data": {"city": "Oslo"}})
         assert served.status_code == 200
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "currency", "arguments": {"amount": 1}},
+        }
+        accept = {"accept": "application/json, text/event-stream"}
+        over_mcp = httpx.post(f"{url}/mcp", json=call, headers=accept, timeout=10).json()
+        assert over_mcp["result"]["isError"] is True
+        assert "TOOL_UNAVAILABLE" in over_mcp["result"]["content"][0]["text"]
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0].decode()
