@@ -8,7 +8,7 @@ which tool's ``async execute`` blocked it), the ``LeakWatch`` (RSS against reque
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ai_spine_tools.observability._leakwatch import LeakWatch
@@ -39,19 +39,25 @@ class _Watched(Protocol):
 
 
 class Diagnostics:
-    """The watches of one served tool."""
+    """The watches of the served tool (or of a suite's tools: one set for the process)."""
 
     def __init__(
-        self, tool: _Watched, settings: ServerSettings, *, busy: Callable[[], bool] | None = None
+        self,
+        tool: _Watched | Sequence[_Watched],
+        settings: ServerSettings,
+        *,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
+        tools = list(tool) if isinstance(tool, Sequence) else [tool]
         self.loop = LoopWatch(
             threshold_ms=settings.blocking_threshold_ms,
             stacks=settings.blocking_stacks,
             busy=busy,
         )
-        self.loop.watch_tool(tool.name, tool.execute_function, tool.stream_function)
+        for one in tools:
+            self.loop.watch_tool(one.name, one.execute_function, one.stream_function)
         self.leaks = LeakWatch(
-            lambda: tool.metrics.total,
+            lambda: sum(one.metrics.total for one in tools),
             interval=settings.leak_sample_interval_s,
             slope_mb=settings.leak_slope_mb,
         )

@@ -99,6 +99,9 @@ class Pipeline:
         """Whether each execution is logged (``AI_SPINE_LOG_REQUESTS``, or the debug level);
         decided again at start-up, once logging is configured."""
         self._metrics_on = settings.metrics
+        self.unavailable: ToolError | None = None
+        """What every execution answers while the tool cannot serve (its setup failed, in a
+        suite: ``ToolApp.mark_unavailable``)."""
         self._keyed = gate.keys if protected else None  # the key a cache hit must carry
         self.answers_from_cache = (
             self.results is not None
@@ -126,6 +129,8 @@ class Pipeline:
             return self._overloaded(request)
         span = None
         try:
+            if self.unavailable is not None:  # a fresh traceback each time: none piles up
+                raise self.unavailable.with_traceback(None)
             if self.tracing is not None:  # AI_SPINE_TRACING: a span, and one per phase
                 span = self.tracing.begin(request)
             check_content_type(request)

@@ -72,7 +72,6 @@ reading (uvicorn alone parses all a read holds and reads on after every answer).
 SLICE_BYTES = 4096
 """Input is parsed this much at a time when a read is larger, so a read full of tiny pipelined
 requests cannot queue more than a slice's worth (one ordinary request is one slice)."""
-_EXECUTE = b"/api/execute"
 
 
 class _RefusedError(Exception):
@@ -114,6 +113,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._direct = DirectRoute.find(self.app) if direct else None
         self._may_hold = False  # the request whose head just ended may be held
         self._held: Any = None  # the request cycle held until its body is in
+        self._held_by: ToolApp | None = None  # the app that answers it
 
     # -- connection --------------------------------------------------------------------------
 
@@ -248,7 +248,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             )
         # A request answered on the spot arms the keep-alive timer while the parser may still
         # hold the next one, pipelined behind it.
-        self._unset_keepalive_if_required()
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()
         super().on_message_begin()
         self._in_head = True
         self._head_unsized = False
@@ -271,11 +272,13 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         direct = self._direct
         self._may_hold = (
             direct is not None
-            and self.url == _EXECUTE
+            and (target := direct.apps.get(self.url)) is not None
             and not self.expect_100_continue
             and self.parser.get_method() == b"POST"
             and direct.admits(self.headers, HIGH_WATER_LIMIT)
         )
+        if self._may_hold:
+            self._held_by = target
         super().on_headers_complete()
         self._may_hold = False
 
@@ -297,8 +300,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             super().on_message_complete()
             return
         self._held = None
-        assert self._direct is not None
-        app = self._direct.app
+        app = self._held_by
+        assert app is not None
         body = bytes(cycle.body)
         answer = None
         if not self.flow.write_paused:
