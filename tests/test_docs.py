@@ -44,7 +44,7 @@ from serverproc import EXAMPLES, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = sorted(p for p in DOCS.rglob("*.md") if "reference" not in p.parts)
+PAGES = [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "reference" not in p.parts)]
 RUN = {"python", "bash", "console", "sh", "shell"}
 """Languages whose blocks run (or say why not); json, yaml, text and the like are shown only."""
 
@@ -188,7 +188,7 @@ def _run_shell(block: Block, directory: Path, address: str | None) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_example_of_the_page_runs(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,34 +22,34 @@ from ai_spine_tools.server._startup import (
     security_posture,
 )
 from ai_spine_tools.server._suite import tool_keys_variable
+from docsimages import docs_text
 from serverproc import EXAMPLES, free_port, running_server
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 WEATHER = EXAMPLES / "weather.py"
 
 
 def _readme_settings() -> set[str]:
-    """Every AI_SPINE_* name the README mentions (the prefix of config variables aside)."""
-    names = set(re.findall(r"\bAI_SPINE_[A-Z0-9_]*[A-Z0-9]\b", README.read_text()))
+    """Every AI_SPINE_* name the docs mention (the prefix of config variables aside)."""
+    names = set(re.findall(r"\bAI_SPINE_[A-Z0-9_]*[A-Z0-9]\b", docs_text()))
     return {name for name in names if not name.startswith("AI_SPINE_CONFIG_")}
 
 
 MISTAKES_SHOWN = {"AI_SPINE_API_KEY": True, "AI_SPINE_REQUST_TIMEOUT": False}
-"""The misspellings the README shows the check catching, and whether each stops start-up."""
+"""The misspellings the docs show the check catching, and whether each stops start-up."""
 
 
-def test_every_ai_spine_name_in_the_readme_passes_the_settings_check() -> None:
+def test_every_ai_spine_name_in_the_docs_passes_the_settings_check() -> None:
     names = _readme_settings() - set(MISTAKES_SHOWN)
     assert len(names) > 40  # the settings table was found
-    # The README's suite example gives its tool "weather" keys of its own.
+    # The docs' suite example gives its tool "weather" keys of its own.
     own = [tool_keys_variable("weather")]
     problems = check_environment(dict.fromkeys(names, "1"), config_variables=(), tool_settings=own)
     assert [p.message for p in problems if p.variable not in DEPRECATED_SETTINGS] == []
 
 
 @pytest.mark.parametrize(("variable", "fatal"), MISTAKES_SHOWN.items())
-def test_the_mistakes_the_readme_shows_are_caught_as_it_says(variable: str, fatal: bool) -> None:
-    assert variable in README.read_text()
+def test_the_mistakes_the_docs_show_are_caught_as_they_say(variable: str, fatal: bool) -> None:
+    assert variable in docs_text()
     [problem] = check_environment({variable: "1"}, config_variables=())
     assert problem.fatal == fatal
 
@@ -77,7 +76,7 @@ def test_every_variable_the_server_reads_is_known_and_in_the_readme() -> None:
     ServerSettings.from_env(environ)
     read = {name for name in environ.asked if name.startswith(("AI_SPINE_", "REDIS_", "DB_"))}
     assert read <= KNOWN_SETTINGS
-    readme = README.read_text()
+    readme = docs_text()
     assert [name for name in sorted(read) if name not in readme] == []
     assert [name for name, _, _ in DOCUMENTED_SETTINGS if name not in readme] == []
 
