@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ai_spine_tools._leakwatch import leak_verdict
+from ai_spine_tools._patterns import engine as pattern_engine
 from ai_spine_tools._tool import Tool
 from ai_spine_tools.testing._report import LoadTestReport
 
@@ -253,6 +254,7 @@ def findings(
     sections["Event loop"] = loop
     sections["Pools and queue"] = _pressure(after, samples)
     sections["CPU"] = [_cpu(after, samples, where)]
+    sections["Installation"] = [Finding(level="info", text=pattern_engine())]
     return sections
 
 
