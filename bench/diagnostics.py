@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ai_spine_tools._app import ToolApp
-from ai_spine_tools._inprocess import InProcessApp
-from ai_spine_tools._settings import ServerSettings
-from ai_spine_tools._wire import Message
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.server._app import ToolApp
+from ai_spine_tools.server._inprocess import InProcessApp
+from ai_spine_tools.server._wire import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "diagnostics.json"

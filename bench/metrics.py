@@ -28,14 +28,14 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from ai_spine_tools._app import create_app
-from ai_spine_tools._custom_metrics import CustomMetrics
-from ai_spine_tools._histogram import LatencyHistogram
-from ai_spine_tools._inprocess import InProcessApp
-from ai_spine_tools._logging import JSONFormatter
-from ai_spine_tools._metrics import ToolMetrics
-from ai_spine_tools._settings import ServerSettings
-from ai_spine_tools._wire import Message
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.observability._custom_metrics import CustomMetrics
+from ai_spine_tools.observability._histogram import LatencyHistogram
+from ai_spine_tools.observability._logging import JSONFormatter
+from ai_spine_tools.observability._metrics import ToolMetrics
+from ai_spine_tools.server._app import create_app
+from ai_spine_tools.server._inprocess import InProcessApp
+from ai_spine_tools.server._wire import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "metrics.json"

@@ -176,7 +176,7 @@ def _served(ours: ASGI, bare: ASGI, bodies: list[bytes], expect: bytes) -> dict[
     """The two sides of an HTTP pair: each worker posts its body on its own connection."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    from ai_spine_tools._protocol import GuardedHTTPProtocol
+    from ai_spine_tools.server._protocol import GuardedHTTPProtocol
 
     def side(app: ASGI, protocol: type[Any]) -> Call:
         connections = [Connection(app, protocol) for _ in bodies]
@@ -263,10 +263,10 @@ async def postgres(*, calls: int, count: int) -> dict[str, Any]:
     import asyncpg
 
     from ai_spine_tools import ToolContext, create_tool, integer_field
-    from ai_spine_tools._app import create_app
-    from ai_spine_tools._inprocess import InProcessApp
-    from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools.core._settings import ServerSettings
     from ai_spine_tools.postgres import PostgresPool
+    from ai_spine_tools.server._app import create_app
+    from ai_spine_tools.server._inprocess import InProcessApp
 
     admin = await asyncpg.connect(POSTGRES)
     try:
@@ -347,9 +347,9 @@ async def redis_l2_hit(*, calls: int, count: int) -> dict[str, Any]:
 
     import weather
     from ai_spine_tools import create_tool
-    from ai_spine_tools._app import create_app
-    from ai_spine_tools._inprocess import InProcessApp
-    from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools.server._app import create_app
+    from ai_spine_tools.server._inprocess import InProcessApp
 
     tool = create_tool(
         metadata=weather.tool.metadata.to_dict(),

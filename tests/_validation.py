@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ai_spine_tools import ValidationError
-from ai_spine_tools._schema import Schema
+from ai_spine_tools.core._schema import Schema
 from ai_spine_tools.fields import Field
 
 Issue = tuple[str, str]

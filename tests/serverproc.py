@@ -71,7 +71,7 @@ def running_server(
 
 # The reference for the SDK's own protocol: the tool's ASGI app on uvicorn as it comes.
 _STOCK = (
-    "import sys, uvicorn; from ai_spine_tools._loader import load_tool; "
+    "import sys, uvicorn; from ai_spine_tools.core._loader import load_tool; "
     "uvicorn.run(load_tool(sys.argv[1]).asgi(), host='127.0.0.1', port=int(sys.argv[2]), "
     "http='httptools', log_level='warning')"
 )

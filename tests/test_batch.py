@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ai_spine_tools import ToolContext, create_tool, map_concurrent
-from ai_spine_tools._batch import Progress
+from ai_spine_tools.resilience._batch import Progress
 
 
 class Probe:

@@ -70,9 +70,9 @@ def test_the_baseline_and_fastapi_send_the_same_headers_as_ours() -> None:
     from bench.apps import baseline, fastapi_weather
 
     import weather
-    from ai_spine_tools._app import create_app
-    from ai_spine_tools._inprocess import InProcessApp
-    from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools.server._app import create_app
+    from ai_spine_tools.server._inprocess import InProcessApp
 
     body = b'{"input_data": {"city": "Madrid", "units": "celsius"}}'
     headers = [("content-type", "application/json"), ("x-api-key", "bench-key")]

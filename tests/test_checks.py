@@ -16,8 +16,8 @@ from ai_spine_tools import (
     object_field,
     string_field,
 )
-from ai_spine_tools._checks import Finding, check_tool
 from ai_spine_tools.cli import main
+from ai_spine_tools.cli._checks import Finding, check_tool
 from serverproc import EXAMPLES
 
 METADATA = {

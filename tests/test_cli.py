@@ -134,7 +134,7 @@ def test_a_tool_next_to_a_file_named_like_a_standard_module_does_not_shadow_it(
     (tmp_path / "secrets.py").write_text("raise ImportError('the standard secrets was shadowed')\n")
     (tmp_path / "tool.py").write_text((EXAMPLES / "weather.py").read_text())
     code = (
-        "import sys; from ai_spine_tools._loader import load_tool; "
+        "import sys; from ai_spine_tools.core._loader import load_tool; "
         f"load_tool({str(tmp_path / 'tool.py')!r}); import secrets; print(secrets.token_hex(2))"
     )
     result = subprocess.run(

@@ -26,7 +26,7 @@ from ai_spine_tools import (
     string_field,
     url_field,
 )
-from ai_spine_tools._config import ConfigResolver, env_name
+from ai_spine_tools.core._config import ConfigResolver, env_name
 from ai_spine_tools.fields import Field
 
 

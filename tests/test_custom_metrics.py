@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ai_spine_tools._custom_metrics import MAX_NAMES, CustomMetrics
+from ai_spine_tools.observability._custom_metrics import MAX_NAMES, CustomMetrics
 
 
 def test_counters_gauges_and_observations_by_name() -> None:

@@ -21,7 +21,7 @@ from ai_spine_tools import (
     string_field,
     tool,
 )
-from ai_spine_tools._decorator import field_from_hint
+from ai_spine_tools.core._decorator import field_from_hint
 from ai_spine_tools.fields import (
     ArrayField,
     BooleanField,

@@ -23,12 +23,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from _rawhttp import RawResponse, exchange, request_bytes
 from ai_spine_tools import create_tool, integer_field, number_field, string_field
-from ai_spine_tools._app import ToolApp, with_middleware
-from ai_spine_tools._direct_route import DirectRoute
-from ai_spine_tools._loader import load_tool
-from ai_spine_tools._protocol import GuardedHTTPProtocol
-from ai_spine_tools._settings import ServerSettings
-from ai_spine_tools._wire import Receive, Scope, Send
+from ai_spine_tools.core._loader import load_tool
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.server._app import ToolApp, with_middleware
+from ai_spine_tools.server._direct_route import DirectRoute
+from ai_spine_tools.server._protocol import GuardedHTTPProtocol
+from ai_spine_tools.server._wire import Receive, Scope, Send
 from ai_spine_tools.testing._http1 import HTTP1Pool
 from serverproc import TOOLS, free_port
 

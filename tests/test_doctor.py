@@ -9,8 +9,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from ai_spine_tools._doctor import Finding, _Samples, findings, render
 from ai_spine_tools.cli import main
+from ai_spine_tools.cli._doctor import Finding, _Samples, findings, render
 from ai_spine_tools.testing._report import LatencySummary, LoadTestReport
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,8 +41,8 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
-from ai_spine_tools._export import ANTHROPIC, OPENAI, NotStrictError, strict_schema
 from ai_spine_tools.fields import EnumField, Field
+from ai_spine_tools.interop._export import ANTHROPIC, OPENAI, NotStrictError, strict_schema
 from ai_spine_tools.testing import valid_input
 
 # -- every field type --------------------------------------------------------------------------

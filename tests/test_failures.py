@@ -16,8 +16,8 @@ import pytest
 import redis.exceptions
 
 from ai_spine_tools import create_tool, integer_field
-from ai_spine_tools._failures import upstream_kind
-from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.core._failures import upstream_kind
+from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import TOOLS, free_port
 
@@ -89,7 +89,7 @@ async def test_debug_adds_the_exception_text() -> None:
 
 def test_optional_clients_are_looked_up_not_imported() -> None:
     code = (
-        "import sys; from ai_spine_tools._failures import upstream_kind; "
+        "import sys; from ai_spine_tools.core._failures import upstream_kind; "
         "print(upstream_kind(ValueError()), upstream_kind(ConnectionError()), "
         "[m for m in ('aiohttp', 'httpx', 'redis', 'asyncpg') if m in sys.modules])"
     )

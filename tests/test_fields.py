@@ -33,7 +33,6 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
-from ai_spine_tools._patterns import _compile_re2
 from ai_spine_tools.fields import (
     ArrayField,
     EnumField,
@@ -44,6 +43,7 @@ from ai_spine_tools.fields import (
     as_field,
 )
 from ai_spine_tools.fields._file import _BASE64
+from ai_spine_tools.fields._patterns import _compile_re2
 from ai_spine_tools.fields._text import (
     _EMAIL,
     _FORMATS,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ai_spine_tools._flow import Flow, Sweeper
+from ai_spine_tools.server._flow import Flow, Sweeper
 
 
 class Transport:

@@ -57,8 +57,7 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
-from ai_spine_tools._openapi import openapi_document
-from ai_spine_tools._schema import Schema
+from ai_spine_tools.core._schema import Schema
 from ai_spine_tools.fields import (
     ArrayField,
     BooleanField,
@@ -75,6 +74,7 @@ from ai_spine_tools.fields import (
     TimeField,
     UUIDField,
 )
+from ai_spine_tools.interop._openapi import openapi_document
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import EXAMPLES, TOOLS, ServerProcess, running_server
 from tools import guarded

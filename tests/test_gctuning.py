@@ -32,7 +32,7 @@ def test_a_served_process_is_tuned_unless_told_not_to(
 def test_cycles_made_after_tuning_are_still_collected() -> None:
     code = (
         "import gc, weakref\n"
-        "from ai_spine_tools._gctuning import tune_gc\n"
+        "from ai_spine_tools.server._gctuning import tune_gc\n"
         "tune_gc()\n"
         "class Node: pass\n"
         "a, b = Node(), Node(); a.other, b.other = b, a\n"

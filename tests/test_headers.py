@@ -7,7 +7,11 @@ import hashlib
 
 import pytest
 
-from ai_spine_tools._headers import API_SECURITY_HEADERS, page_security_headers, policy_for_page
+from ai_spine_tools.security._headers import (
+    API_SECURITY_HEADERS,
+    page_security_headers,
+    policy_for_page,
+)
 
 
 def sha(block: bytes) -> str:

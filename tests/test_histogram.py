@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ai_spine_tools._histogram import (
+from ai_spine_tools.observability._histogram import (
     EDGES,
     PROMETHEUS_BOUNDS_MS,
     LatencyHistogram,

@@ -18,18 +18,18 @@ from ai_spine_tools import (
     ToolContext,
     UpstreamConnectionError,
     UpstreamTimeoutError,
-    _poolwatch,
     create_tool,
 )
-from ai_spine_tools._http import (
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.outbound import _poolwatch
+from ai_spine_tools.outbound._http import (
     HTTPSettings,
     close_shared_client,
     configure_http,
     http_stats,
     shared_client,
 )
-from ai_spine_tools._poolwatch import configure_pool_watch
-from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.outbound._poolwatch import configure_pool_watch
 from ai_spine_tools.testing import AsyncToolTestClient
 
 
@@ -216,7 +216,7 @@ def test_the_client_is_made_without_importing_aiohttp() -> None:
     """aiohttp is imported on the first request, in a thread, not when the client is made."""
     code = (
         "import asyncio, sys\n"
-        "from ai_spine_tools._http import shared_client\n"
+        "from ai_spine_tools.outbound._http import shared_client\n"
         "async def main():\n"
         "    shared_client()\n"
         "    print('aiohttp' in sys.modules)\n"

@@ -22,7 +22,7 @@ from ai_spine_tools import (
     create_tool,
     retry,
 )
-from ai_spine_tools._http_client import HTTPSettings
+from ai_spine_tools.outbound._http_client import HTTPSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from upstream import UpstreamAPI
 

@@ -11,7 +11,7 @@ from ai_spine_tools import (
     UpstreamDecodeError,
     UpstreamStatusError,
 )
-from ai_spine_tools._http_response import retry_after_ms
+from ai_spine_tools.outbound._http_response import retry_after_ms
 from upstream import UpstreamAPI
 
 

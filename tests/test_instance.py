@@ -16,14 +16,14 @@ import pytest
 from prometheus_client.openmetrics import parser
 
 from _rawhttp import exchange, request_bytes
-from ai_spine_tools._instance import (
+from ai_spine_tools.observability._instance import (
     METRICS_DIR_VARIABLE,
     InstanceMetrics,
     WorkerState,
     merge_figures,
 )
-from ai_spine_tools._metrics import ToolMetrics
-from ai_spine_tools._server import instance_directory
+from ai_spine_tools.observability._metrics import ToolMetrics
+from ai_spine_tools.server._server import instance_directory
 from serverproc import EXAMPLES, TOOLS, running_server
 
 json_bytes = msgspec.json.encode

@@ -12,7 +12,7 @@ import pytest
 
 import weather
 from ai_spine_tools import Tool
-from ai_spine_tools._leakwatch import LeakWatch, leak_verdict
+from ai_spine_tools.observability._leakwatch import LeakWatch, leak_verdict
 from ai_spine_tools.testing import ToolTestClient
 from tools import leaky
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_spine_tools._loader import load_tool
+from ai_spine_tools.core._loader import load_tool
 from ai_spine_tools.exceptions import ToolDefinitionError
 
 HEADER = "from ai_spine_tools import create_tool, string_field\n"

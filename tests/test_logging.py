@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from ai_spine_tools import Tool
-from ai_spine_tools._logging import JSONFormatter, log_config
-from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.observability._logging import JSONFormatter, log_config
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import TOOLS, running_server
 from tools import observed
@@ -59,7 +59,7 @@ def test_json_lines_take_uvicorns_access_fields_and_exceptions() -> None:
 @pytest.mark.parametrize(
     ("log_format", "formatter"),
     [
-        ("json", "ai_spine_tools._logging.JSONFormatter"),
+        ("json", "ai_spine_tools.observability._logging.JSONFormatter"),
         ("text", "uvicorn.logging.DefaultFormatter"),
     ],
 )

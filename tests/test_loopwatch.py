@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_spine_tools import Tool, create_tool, string_field
-from ai_spine_tools._loopwatch import LoopWatch, execute_codes
+from ai_spine_tools.observability._loopwatch import LoopWatch, execute_codes
 from ai_spine_tools.testing import ToolTestClient
 
 

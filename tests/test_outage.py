@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai_spine_tools._outage import Outage, Throttle
+from ai_spine_tools.cache._outage import Outage, Throttle
 
 
 class Clock:

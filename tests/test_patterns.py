@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 
 from _validation import rejected, schema_of
 from ai_spine_tools import ToolDefinitionError, ValidationError, string_field
-from ai_spine_tools._patterns import _compile_re2, compile_pattern, engine, linear_equivalent
+from ai_spine_tools.fields._patterns import (
+    _compile_re2,
+    compile_pattern,
+    engine,
+    linear_equivalent,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,8 +75,8 @@ WITHOUT_RE2 = """
 import json, sys
 sys.modules["re2"] = None  # import re2 raises ImportError, as where google-re2 has no wheel
 from ai_spine_tools import ToolDefinitionError, ValidationError, string_field
-from ai_spine_tools._patterns import engine
-from ai_spine_tools._schema import Schema
+from ai_spine_tools.fields._patterns import engine
+from ai_spine_tools.core._schema import Schema
 
 out = {"engine": engine()}
 fields = {"code": string_field(pattern=r"^[A-Z]{3}-\\d+$")}

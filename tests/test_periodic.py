@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ai_spine_tools._periodic import Periodic
+from ai_spine_tools.observability._periodic import Periodic
 
 logger = logging.getLogger("test.periodic")
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ai_spine_tools import ToolContext, create_tool
-from ai_spine_tools._poolwatch import configure_pool_watch, note_wait
+from ai_spine_tools.outbound._poolwatch import configure_pool_watch, note_wait
 from ai_spine_tools.postgres import PostgresPool
 from ai_spine_tools.testing import AsyncToolTestClient, ToolTestClient, load_test
 

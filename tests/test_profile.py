@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ai_spine_tools._profile import top_frames_from_flamegraph
 from ai_spine_tools.cli import main
+from ai_spine_tools.cli._profile import top_frames_from_flamegraph
 
 WEATHER = str(Path(__file__).resolve().parent.parent / "examples" / "weather.py")
 SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ai_spine_tools._ratelimit import RateLimiter
 from ai_spine_tools.cache import RedisCache
+from ai_spine_tools.security._ratelimit import RateLimiter
 from redisproc import closed_port, shared_redis, throwaway_redis, unique_prefix
 
 

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from _rawhttp import split_responses
-from ai_spine_tools._refusals import (
+from ai_spine_tools.exceptions import OverloadedError
+from ai_spine_tools.server._refusals import (
     error_response,
     head_too_large,
     malformed,
     request_timeout,
     status_line,
 )
-from ai_spine_tools.exceptions import OverloadedError
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,8 @@ from ai_spine_tools import (
     string_field,
     url_field,
 )
-from ai_spine_tools._registration import ENDPOINT_PLACEHOLDER, spine_registration
 from ai_spine_tools.cli import main
+from ai_spine_tools.interop._registration import ENDPOINT_PLACEHOLDER, spine_registration
 from serverproc import EXAMPLES
 from tools.guarded import tool as guarded
 from weather import tool as weather

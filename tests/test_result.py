@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ai_spine_tools import ExecutionError, RateLimitError, ToolError, ToolResult
-from ai_spine_tools._result import normalise_result
+from ai_spine_tools.core._result import normalise_result
 
 
 def test_success_carries_data_and_metadata() -> None:

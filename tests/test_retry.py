@@ -28,7 +28,7 @@ from ai_spine_tools import (
     create_tool,
     retry,
 )
-from ai_spine_tools._retry import is_retryable
+from ai_spine_tools.resilience._retry import is_retryable
 
 
 class Flaky:

@@ -31,7 +31,7 @@ from ai_spine_tools import (
     string_field,
     uuid_field,
 )
-from ai_spine_tools._schema import MAX_ISSUES, Schema
+from ai_spine_tools.core._schema import MAX_ISSUES, Schema
 from ai_spine_tools.fields import Field
 
 RICH: dict[str, Field] = {

@@ -26,12 +26,12 @@ from ai_spine_tools import (
     sign_request,
     string_field,
 )
-from ai_spine_tools._app import ToolApp
-from ai_spine_tools._config import ConfigResolver
-from ai_spine_tools._schema import Schema
-from ai_spine_tools._secrets import REDACTED, secret_values_type
-from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.core._config import ConfigResolver
+from ai_spine_tools.core._schema import Schema
+from ai_spine_tools.core._secrets import REDACTED, secret_values_type
+from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.exceptions import ServerConfigurationError
+from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.testing import AsyncToolTestClient
 
 PLANTED = "Pl4nted-s3cret-value-7f3a9c"  # every secret below contains it

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ai_spine_tools import ToolContext, create_tool, string_field
-from ai_spine_tools._signature import Binding, bind
+from ai_spine_tools.core._signature import Binding, bind
 from ai_spine_tools.exceptions import ToolDefinitionError
 
 METADATA = {"name": "shapes", "version": "1.0.0", "description": "d"}

@@ -14,14 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ai_spine_tools._settings import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS, ServerSettings
-from ai_spine_tools._startup import (
+from ai_spine_tools.core._settings import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS, ServerSettings
+from ai_spine_tools.exceptions import UnknownSettingError
+from ai_spine_tools.server._startup import (
     KNOWN_SETTINGS,
     check_environment,
     raise_for_fatal,
     security_posture,
 )
-from ai_spine_tools.exceptions import UnknownSettingError
 from serverproc import EXAMPLES, free_port, running_server
 
 README = Path(__file__).resolve().parent.parent / "README.md"

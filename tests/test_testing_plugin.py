@@ -27,7 +27,7 @@ def test_tool_client_uses_the_tool_fixture(pytester: pytest.Pytester) -> None:
         pytester,
         """
 import pytest
-from ai_spine_tools._loader import load_tool
+from ai_spine_tools.core._loader import load_tool
 from ai_spine_tools.testing.plugin import assert_success, assert_validation_error
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ai_spine_tools import Tool
-from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.exceptions import ServerConfigurationError
 from ai_spine_tools.testing import AsyncToolTestClient
 from tools import observed
@@ -173,8 +173,8 @@ def test_tracing_on_without_opentelemetry_fails_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch, tool: Tool
 ) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
-    monkeypatch.delitem(sys.modules, "ai_spine_tools._tracing", raising=False)
-    from ai_spine_tools._app import ToolApp
+    monkeypatch.delitem(sys.modules, "ai_spine_tools.observability._tracing", raising=False)
+    from ai_spine_tools.server._app import ToolApp
 
     with pytest.raises(ServerConfigurationError, match=r"ai-spine-tools\[otel\]"):
         ToolApp(tool, ServerSettings(tracing=True))

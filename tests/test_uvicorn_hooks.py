@@ -22,8 +22,8 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http import flow_control, httptools_impl
 
-from ai_spine_tools import _uvicorn_hooks as hooks
-from ai_spine_tools._protocol import GuardedHTTPProtocol
+from ai_spine_tools.server import _uvicorn_hooks as hooks
+from ai_spine_tools.server._protocol import GuardedHTTPProtocol
 from serverproc import EXAMPLES, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,17 +6,11 @@ Declare a tool with ``create_tool`` (or ``@tool``) and field builders; run it in
 
 from __future__ import annotations
 
-from ai_spine_tools._auth import sign_request
-from ai_spine_tools._batch import map_concurrent
-from ai_spine_tools._breaker import CircuitBreaker
-from ai_spine_tools._context import SecurityContext, ToolContext
-from ai_spine_tools._decorator import tool
-from ai_spine_tools._http_client import HTTPClient, HTTPTimeout
-from ai_spine_tools._http_response import HTTPResponse, StreamedHTTPResponse
-from ai_spine_tools._metadata import ToolMetadata
-from ai_spine_tools._result import ToolResult
-from ai_spine_tools._retry import retry
-from ai_spine_tools._tool import Tool, create_tool
+from ai_spine_tools.core._context import SecurityContext, ToolContext
+from ai_spine_tools.core._decorator import tool
+from ai_spine_tools.core._metadata import ToolMetadata
+from ai_spine_tools.core._result import ToolResult
+from ai_spine_tools.core._tool import Tool, create_tool
 from ai_spine_tools.exceptions import (
     AuthenticationError,
     CircuitOpenError,
@@ -63,6 +57,12 @@ from ai_spine_tools.fields import (
     url_field,
     uuid_field,
 )
+from ai_spine_tools.outbound._http_client import HTTPClient, HTTPTimeout
+from ai_spine_tools.outbound._http_response import HTTPResponse, StreamedHTTPResponse
+from ai_spine_tools.resilience._batch import map_concurrent
+from ai_spine_tools.resilience._breaker import CircuitBreaker
+from ai_spine_tools.resilience._retry import retry
+from ai_spine_tools.security._auth import sign_request
 
 __version__ = "0.1.0"
 

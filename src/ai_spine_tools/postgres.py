@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ai_spine_tools._breaker import CircuitBreaker
-from ai_spine_tools._pools import register_pool, unregister_pool
-from ai_spine_tools._poolwatch import AcquireWaits, Places
 from ai_spine_tools.exceptions import ServerConfigurationError, ServiceUnavailableError
+from ai_spine_tools.outbound._pools import register_pool, unregister_pool
+from ai_spine_tools.outbound._poolwatch import AcquireWaits, Places
+from ai_spine_tools.resilience._breaker import CircuitBreaker
 
 __all__ = ["PostgresPool"]
 

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ai_spine_tools._outage import Outage
 from ai_spine_tools.cache._memory import MemoryCache, hit_rate
+from ai_spine_tools.cache._outage import Outage
 from ai_spine_tools.cache._redis import CacheError, RedisCache
 
 if TYPE_CHECKING:

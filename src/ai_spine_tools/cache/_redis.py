@@ -13,7 +13,7 @@ import msgspec
 from ai_spine_tools.cache._memory import hit_rate
 
 if TYPE_CHECKING:
-    from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools.core._settings import ServerSettings
 
 __all__ = ["CacheError", "RedisCache"]
 
@@ -103,7 +103,7 @@ class RedisCache:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RedisCache | None:
         """Make the cache the ``REDIS_*`` variables describe, or ``None`` when none is set."""
-        from ai_spine_tools._settings import ServerSettings
+        from ai_spine_tools.core._settings import ServerSettings
 
         settings = ServerSettings.from_env(os.environ if environ is None else environ)
         return cls.from_settings(settings) if settings.redis_url else None

@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ai_spine_tools._context import NO_FLAGS, ExecutionFlags
-from ai_spine_tools._output import ENCODER, check_finite, unserializable
 from ai_spine_tools.cache._bodies import RawBodies
 from ai_spine_tools.cache._memory import MemoryCache, hit_rate
 from ai_spine_tools.cache._multilevel import MultiLevelCache
 from ai_spine_tools.cache._options import CacheOptions
+from ai_spine_tools.core._context import NO_FLAGS, ExecutionFlags
+from ai_spine_tools.core._output import ENCODER, check_finite, unserializable
 from ai_spine_tools.exceptions import ToolDefinitionError, ToolError
 
 if TYPE_CHECKING:
-    from ai_spine_tools._context import ToolContext
-    from ai_spine_tools._tool import Tool
     from ai_spine_tools.cache import Cache
+    from ai_spine_tools.core._context import ToolContext
+    from ai_spine_tools.core._tool import Tool
 
 __all__ = ["CacheOutcome", "ToolCache"]
 

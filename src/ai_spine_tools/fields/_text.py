@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from ai_spine_tools._patterns import Pattern, compile_pattern
 from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
 from ai_spine_tools.fields._base import Field, Issues, label
+from ai_spine_tools.fields._patterns import Pattern, compile_pattern
 
 _TRANSFORMS: dict[str, Callable[[str], str]] = {
     "trim": str.strip,

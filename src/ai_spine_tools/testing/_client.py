@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools._app import create_app
-from ai_spine_tools._inprocess import InProcessApp
-from ai_spine_tools._settings import ServerSettings
-from ai_spine_tools._tool import Tool
-from ai_spine_tools._wire import ASGIApp, Message, Receive, Scope, Send
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.server._app import create_app
+from ai_spine_tools.server._inprocess import InProcessApp
+from ai_spine_tools.server._wire import ASGIApp, Message, Receive, Scope, Send
 from ai_spine_tools.testing._assertions import assert_success
 from ai_spine_tools.testing._portal import Portal
 

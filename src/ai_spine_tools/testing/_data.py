@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ai_spine_tools._tool import Tool
+from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import ValidationError, ValidationIssue
 from ai_spine_tools.fields import (
     ArrayField,

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ai_spine_tools._leakwatch import LeakVerdict, leak_verdict, process_rss
-from ai_spine_tools._tool import Tool
+from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.observability._leakwatch import LeakVerdict, leak_verdict, process_rss
 from ai_spine_tools.testing._load import InputSource, load_test
 from ai_spine_tools.testing._report import LoadTestReport
 

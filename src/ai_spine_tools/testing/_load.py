@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools._tool import Tool
+from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.testing._data import valid_input
 from ai_spine_tools.testing._report import LatencySummary, LoadTestReport, TimelinePoint, percentile
 from ai_spine_tools.testing._targets import ensure_loopback, target_for

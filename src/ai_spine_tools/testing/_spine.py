@@ -18,10 +18,10 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools._app import create_app
-from ai_spine_tools._http_client import HTTPClient, HTTPSettings
-from ai_spine_tools._inprocess import InProcessApp
-from ai_spine_tools._tool import Tool
+from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.outbound._http_client import HTTPClient, HTTPSettings
+from ai_spine_tools.server._app import create_app
+from ai_spine_tools.server._inprocess import InProcessApp
 from ai_spine_tools.testing._portal import Portal
 
 __all__ = ["MockAISpineClient", "SpineResult"]

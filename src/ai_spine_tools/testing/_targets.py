@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from ai_spine_tools._app import create_app
-from ai_spine_tools._inprocess import InProcessApp
-from ai_spine_tools._tool import Tool
+from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.server._app import create_app
+from ai_spine_tools.server._inprocess import InProcessApp
 from ai_spine_tools.testing._http1 import HTTP1Pool, HTTPConnectionError, HTTPTimeoutError
 
 __all__ = ["Target", "ensure_loopback", "target_for"]

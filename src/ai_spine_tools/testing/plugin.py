@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ai_spine_tools._tool import Tool
+from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.testing._assertions import assert_success, assert_validation_error
 from ai_spine_tools.testing._client import ToolTestClient
 from ai_spine_tools.testing._spine import MockAISpineClient
@@ -59,7 +59,7 @@ def tool(request: pytest.FixtureRequest) -> Tool:
             pytrace=False,
         )
     if isinstance(target, str):
-        from ai_spine_tools._loader import load_tool
+        from ai_spine_tools.core._loader import load_tool
 
         return load_tool(target)
     if not isinstance(target, Tool):

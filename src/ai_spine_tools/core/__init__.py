@@ -1,0 +1,1 @@
+"""The tool itself: declaration, metadata, context, results, config, validation, execution."""

@@ -1,0 +1,523 @@
+"""``Tool`` and ``create_tool``: a declared tool, its lifecycle, and in-process execution."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Literal, ParamSpec, TypeVar
+
+from ai_spine_tools.cache import CacheOptions, ToolCache
+from ai_spine_tools.core._config import ConfigResolver
+from ai_spine_tools.core._context import NO_SECURITY, SecurityContext, ToolContext, new_execution_id
+from ai_spine_tools.core._deadlines import deadlines
+from ai_spine_tools.core._failures import error_for
+from ai_spine_tools.core._metadata import ToolMetadata
+from ai_spine_tools.core._result import ToolResult, normalise_result
+from ai_spine_tools.core._schema import Schema
+from ai_spine_tools.core._signature import Binding, bind
+from ai_spine_tools.core._threads import ThreadRunner
+from ai_spine_tools.exceptions import (
+    ExecutionTimeoutError,
+    ToolDefinitionError,
+    ToolError,
+)
+from ai_spine_tools.fields import Field, as_field
+from ai_spine_tools.fields._base import unknown_keyword
+from ai_spine_tools.observability._metrics import MetricsSnapshot, ToolMetrics
+from ai_spine_tools.outbound._http import close_shared_client
+from ai_spine_tools.outbound._processes import shutdown_shared_pool
+from ai_spine_tools.resilience._breaker import BreakerRegistry
+
+__all__ = ["DEFAULT_TIMEOUT_MS", "Executor", "Tool", "create_tool"]
+
+logger = logging.getLogger("ai_spine_tools")
+
+DEFAULT_TIMEOUT_MS = 25_000
+"""Below the AI Spine platform's own 30 s, so the caller gets our 408 rather than its timeout."""
+
+Execute = Callable[..., Any]
+UnknownFields = Literal["reject", "ignore"]
+Executor = Literal["thread", "process"]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Tool:
+    """A declared tool: metadata, compiled input and config schemas, and its functions.
+
+    Create one with ``create_tool`` or the ``@tool`` decorator. ``await tool.run(input)`` validates
+    and executes in-process; ``tool.asgi()`` and ``tool.serve()`` put it behind the HTTP server.
+    ``async with tool:`` runs ``setup`` on entry and ``cleanup`` on exit.
+    """
+
+    def __init__(
+        self,
+        *,
+        metadata: ToolMetadata,
+        input_fields: Mapping[str, Field],
+        config_fields: Mapping[str, Field],
+        execute: Execute,
+        setup: Callable[..., Any] | None = None,
+        cleanup: Callable[..., Any] | None = None,
+        health_check: Callable[..., Any] | None = None,
+        unknown_fields: UnknownFields = "reject",
+        timeout_ms: int | None = None,
+        max_threads: int | None = None,
+        cache: bool | Mapping[str, Any] | CacheOptions | None = None,
+        executor: Executor = "thread",
+    ) -> None:
+        if not callable(execute):
+            raise ToolDefinitionError(f"execute must be callable (got {execute!r})")
+        if unknown_fields not in ("reject", "ignore"):
+            raise ToolDefinitionError(
+                f"unknown_fields must be 'reject' or 'ignore' (got {unknown_fields!r})"
+            )
+        if timeout_ms is not None and (not isinstance(timeout_ms, int) or timeout_ms <= 0):
+            raise ToolDefinitionError(f"timeout_ms must be a positive integer (got {timeout_ms!r})")
+        self.metadata = metadata
+        self.name = metadata.name
+        self.version = metadata.version
+        self.input_schema = Schema(
+            input_fields, subject="input", forbid_unknown=unknown_fields == "reject"
+        )
+        self.config_schema = Schema(config_fields, subject="config", forbid_unknown=False)
+        self.config = ConfigResolver(config_fields)
+        self.timeout_ms = timeout_ms
+        self._binding: Binding = bind(execute)
+        """How ``execute``'s parameters take ``(input, config, context)`` (see ``_signature``)."""
+        # The usual forms take the first n values positionally: a slice, on the hot path.
+        prefix = self._binding.prefix
+        self._arity = -1 if prefix is None else prefix
+        self._execute = execute
+        self._is_async = _is_async(execute)
+        self.executor: Executor = _check_executor(executor, execute, is_async=self._is_async)
+        """Where a plain ``def execute`` runs: ``"thread"`` (the thread pool) or ``"process"``
+        (the server's process pool, see ``_processes``)."""
+        self.streams = _is_stream(execute)
+        """True when ``execute`` is an async generator: the server streams what it yields."""
+        if self.streams:  # in-process runs collect the stream: {"items": [...]}
+            self._execute, self._is_async = _collect_stream(execute), True
+        self._stream = execute
+        self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
+        self.threads = ThreadRunner(self.name, max_threads or min(32, (os.cpu_count() or 1) + 4))
+        """The thread pool of sync functions, and what holds its threads (``checks.executor``)."""
+        self._lock: asyncio.Lock | None = None
+        self._started = False
+        self.resources: Any = None
+        self.metrics = ToolMetrics()
+        self.breakers = BreakerRegistry()
+        """The tool's named circuit breakers (``context.breaker(name)``), shown in health."""
+        self.metrics.breakers = self.breakers
+        self.cache = ToolCache(self, CacheOptions.parse(cache))
+        """The tool's cache: ``context.cache`` in ``execute``, and its cached results."""
+        self.metrics.cache_stats = self.cache.stats
+        if self.streams and self.cache.enabled:
+            raise ToolDefinitionError("cache= does not apply to a streaming execute")
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """True between a completed ``start()`` and ``stop()``."""
+        return self._started
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name} {self.version}>"
+
+    @property
+    def execute_function(self) -> Execute:
+        """The function given as ``execute`` (for inspection)."""
+        return self._execute
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def configure(self, values: Mapping[str, Any] | None = None, /, **options: Any) -> Tool:
+        """Set config fields on the server side (they win over environment and requests)."""
+        self.config.configure({**(values or {}), **options})
+        return self
+
+    async def start(self) -> None:
+        """Resolve the server-side config and run ``setup`` once; a second call does nothing."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._started:
+                return
+            self.config.resolve()
+            if self._setup is not None:
+                arity = _positional_arity(self._setup, "setup", 1)
+                args = (self.config.server_values(),)[:arity]
+                try:
+                    self.resources = await self._call(self._setup, *args)
+                except BaseException:
+                    self.threads.shutdown()  # a sync setup ran in the pool: do not leak it
+                    raise
+            self._started = True
+
+    async def stop(self) -> None:
+        """Run ``cleanup`` (with ``setup``'s result when it takes an argument) and free threads."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            if self._cleanup is not None:
+                arity = _positional_arity(self._cleanup, "cleanup", 1)
+                await self._call(self._cleanup, *((self.resources,) if arity else ()))
+        finally:
+            self.threads.shutdown()
+            await close_shared_client()
+            shutdown_shared_pool()
+
+    async def __aenter__(self) -> Tool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def check_health(self) -> Any:
+        """Run the tool's ``health_check`` (``True`` when it has none)."""
+        if self._health_check is None:
+            return True
+        return await self._call(self._health_check)
+
+    # -- execution ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        input: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout_ms: int | None = None,
+        debug: bool = False,
+    ) -> ToolResult:
+        """Validate ``input`` and ``config`` and execute in-process, returning a ``ToolResult``.
+
+        Every failure, a validation error included, comes back as an error result; call
+        ``result.raise_for_error()`` to raise it instead. ``setup`` runs first if needed.
+        """
+        if not self._started:
+            await self.start()
+        timeout = timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS
+        context = self.new_context(
+            execution_id=execution_id, metadata=metadata, timeout_ms=timeout, debug=debug
+        )
+        try:
+            values = self.input_schema.validate({} if input is None else input)
+            settings = self.config.for_request(config)
+        except ToolError as exc:
+            return ToolResult.from_exception(exc)
+        return await self.invoke(values, settings, context)
+
+    def new_context(
+        self,
+        *,
+        execution_id: str | None = None,
+        request_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timeout_ms: int | None = None,
+        debug: bool = False,
+        security: SecurityContext | None = None,
+    ) -> ToolContext:
+        """Return a fresh context for one execution of this tool."""
+        timeout = timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS
+        return ToolContext(
+            execution_id=execution_id or new_execution_id(),
+            tool_id=self.name,
+            tool_version=self.version,
+            request_id=request_id,
+            timeout_ms=timeout,
+            deadline=time.monotonic() + timeout / 1000.0,
+            metadata=metadata or {},
+            debug=debug,
+            resources=self.resources,
+            security=security or NO_SECURITY,
+            cache=self.cache,
+            breakers=self.breakers,
+            metrics=self.metrics.custom,
+        )
+
+    async def invoke(
+        self,
+        input: dict[str, Any],
+        config: dict[str, Any],
+        context: ToolContext,
+    ) -> ToolResult:
+        """Execute with already-validated values under the context's deadline."""
+        task: Any = asyncio.current_task()
+        watcher = deadlines()
+        slot = None if context.deadline is None else watcher.watch(task, context.deadline)
+        try:
+            if self._is_async:
+                if self._arity >= 0:
+                    value = await self._execute(*(input, config, context)[: self._arity])
+                else:
+                    args, kwargs = self._binding.arrange(input, config, context)
+                    value = await self._execute(*args, **kwargs)
+            elif self.executor == "process":
+                value = await self._in_process(input, config, context)
+            else:
+                args, kwargs = self._binding.arrange(input, config, context)
+                value = await self.threads.run(
+                    self._execute, args, kwargs, timeout_ms=context.timeout_ms
+                )
+                if inspect.isawaitable(value):  # a sync function that returned a coroutine
+                    value = await value
+        except ToolError as exc:
+            return ToolResult.from_exception(exc)
+        except asyncio.CancelledError:
+            if not watcher.expired(task):
+                raise
+            return ToolResult.from_exception(
+                ExecutionTimeoutError(
+                    f"Execution exceeded its timeout of {context.timeout_ms} ms",
+                    details={"timeout_ms": context.timeout_ms},
+                )
+            )
+        except Exception as exc:
+            failure = error_for(
+                exc, self.name, execution_id=context.execution_id, debug=context.debug
+            )
+            return ToolResult.from_exception(failure)
+        finally:
+            if slot is not None:
+                watcher.release(task, slot)
+        return normalise_result(value)
+
+    def open_stream(
+        self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
+    ) -> AsyncIterator[Any]:
+        """Start a streaming tool's ``execute`` with validated values; return its generator."""
+        args, kwargs = self._binding.arrange(input, config, context)
+        stream: AsyncIterator[Any] = self._stream(*args, **kwargs)
+        return stream
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def asgi(self, **settings: Any) -> Any:
+        """Return the ASGI application serving this tool (settings override the environment)."""
+        from ai_spine_tools.server._app import create_app
+
+        return create_app(self, **settings)
+
+    def serve(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        workers: int | None = None,
+        reload: bool = False,
+        log_level: str | None = None,
+    ) -> None:
+        """Serve this tool over HTTP until stopped (see ``ai_spine_tools.server._server.serve``)."""
+        from ai_spine_tools.server._server import serve
+
+        serve(self, host=host, port=port, workers=workers, reload=reload, log_level=log_level)
+
+    def get_metrics(self) -> MetricsSnapshot:
+        """Return the metrics snapshot of this tool's executions in this process: requests,
+        errors, resources, cache statistics and the ``custom`` metrics of ``context.metrics``."""
+        return self.metrics.snapshot()
+
+    # -- schemas for agents ------------------------------------------------------------------
+
+    def json_schema(self) -> dict[str, Any]:
+        """Return the JSON Schema (2020-12) of this tool's input, with no ``$ref``: the MCP
+        ``inputSchema``, and what the function-calling exports start from."""
+        from ai_spine_tools.interop._export import input_json_schema
+
+        return input_json_schema(self)
+
+    def to_openai_tool(
+        self, *, strict: bool | None = None, api: Literal["chat", "responses"] = "chat"
+    ) -> dict[str, Any]:
+        """Return this tool as an OpenAI function tool, in strict mode when its schema allows.
+
+        ``api`` picks the Chat Completions (``"chat"``) or Responses (``"responses"``) shape;
+        ``strict=True`` insists on strict mode (``ToolDefinitionError`` if the schema cannot be
+        written in it), ``strict=False`` exports the plain schema.
+        """
+        from ai_spine_tools.interop._export import openai_tool
+
+        return openai_tool(self, strict=strict, api=api)
+
+    def to_anthropic_tool(self, *, strict: bool | None = None) -> dict[str, Any]:
+        """Return this tool as an Anthropic Messages API tool, with ``"strict": true`` when its
+        schema fits strict tool use (``strict`` as for ``to_openai_tool``)."""
+        from ai_spine_tools.interop._export import anthropic_tool
+
+        return anthropic_tool(self, strict=strict)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if _is_async(fn):
+            return await fn(*args)
+        result = await self.threads.run(fn, args)
+        return await result if inspect.isawaitable(result) else result
+
+    async def _in_process(
+        self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
+    ) -> Any:
+        from ai_spine_tools.outbound._processes import shared_pool
+
+        # The context's snapshot: what makes sense in another process.
+        shown = context.snapshot() if self._binding.uses_context else context
+        args, kwargs = self._binding.arrange(input, config, shown)
+        role = f"tool {self.name!r} (executor='process')"
+        return await shared_pool().call(self._execute, args, kwargs, role=role)
+
+
+def _keywords_checked(fn: Callable[P, T]) -> Callable[P, T]:
+    """``fn``, refusing an unknown keyword with a message naming the closest one it takes."""
+    accepted = frozenset(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+        for key in kwargs:
+            if key not in accepted:
+                raise ToolDefinitionError(unknown_keyword(fn.__name__, key, accepted))
+        return fn(*args, **kwargs)
+
+    return checked
+
+
+@_keywords_checked
+def create_tool(
+    *,
+    metadata: Mapping[str, Any],
+    execute: Execute,
+    schema: Mapping[str, Mapping[str, Any]] | None = None,
+    setup: Callable[..., Any] | None = None,
+    cleanup: Callable[..., Any] | None = None,
+    health_check: Callable[..., Any] | None = None,
+    unknown_fields: UnknownFields = "reject",
+    timeout_ms: int | None = None,
+    max_threads: int | None = None,
+    cache: bool | Mapping[str, Any] | CacheOptions | None = None,
+    executor: Executor = "thread",
+) -> Tool:
+    """Declare a tool from metadata, a schema of input and config fields, and its functions.
+
+    ``execute(input, config, context)`` may be async or sync (sync runs in a bounded thread pool)
+    or an async generator (the server streams what it yields). Its parameters are matched by
+    name: any of ``input``, ``config`` and ``context``, in any order, keyword-only too; three
+    parameters of other names take that order (see ``_signature``); any other form is a
+    ``ToolDefinitionError`` here.
+    It returns a dict (success data), a ``ToolResult``, or the TypeScript SDK's
+    ``{"status": ..., "data": ..., "error": ...}`` shape, or raises a ``ToolError``. The schema
+    is compiled once, here.
+
+    ``cache={"ttl": 600}`` (or ``True`` for the defaults; see ``CacheOptions``) makes the server
+    cache successful results, keyed by the validated input and the config fields in
+    ``vary_config``; a ``cache_enabled`` (or ``cacheEnabled``) config field switches it per
+    request. ``tool.cache`` invalidates them.
+
+    ``executor="process"`` runs a plain ``def execute`` in the server's process pool (for
+    CPU-bound work; ``"thread"``, the default, runs it in the thread pool): it must be defined
+    at the top level of a module, and gets ``input``, ``config`` and a picklable snapshot of
+    the context (see ``ToolContext.snapshot``).
+    """
+    schema = schema or {}
+    if not isinstance(schema, Mapping):
+        raise ToolDefinitionError(f"schema must be a mapping (got {type(schema).__name__})")
+    unknown = set(schema) - {"input", "config"}
+    if unknown:
+        raise ToolDefinitionError(
+            f"schema takes 'input' and 'config' (got {', '.join(map(repr, sorted(unknown)))})"
+        )
+    return Tool(
+        metadata=ToolMetadata.from_mapping(metadata),
+        input_fields=_fields(schema.get("input") or {}, "input"),
+        config_fields=_fields(schema.get("config") or {}, "config"),
+        execute=execute,
+        setup=setup,
+        cleanup=cleanup,
+        health_check=health_check,
+        unknown_fields=unknown_fields,
+        timeout_ms=timeout_ms,
+        max_threads=max_threads,
+        cache=cache,
+        executor=executor,
+    )
+
+
+def _fields(declared: Mapping[str, Any], where: str) -> dict[str, Field]:
+    if not isinstance(declared, Mapping):
+        raise ToolDefinitionError(f"schema[{where!r}] must be a mapping of field names to fields")
+    out = {}
+    for key, value in declared.items():
+        if not isinstance(key, str) or not key:
+            raise ToolDefinitionError(
+                f"schema[{where!r}] has a field name that is not a string (got {key!r})"
+            )
+        out[key] = as_field(value, where=f"{where}.{key}")
+    return out
+
+
+def _is_stream(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(
+        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async generator
+    )
+
+
+def _collect_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def collected(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"items": [item async for item in fn(*args, **kwargs)]}
+
+    return collected
+
+
+def _check_executor(executor: Any, execute: Execute, *, is_async: bool) -> Executor:
+    """Refuse an executor that cannot run ``execute``, when the tool is declared."""
+    if executor == "thread":
+        return "thread"
+    if executor != "process":
+        raise ToolDefinitionError(f"executor must be 'thread' or 'process' (got {executor!r})")
+    if is_async or _is_stream(execute):
+        raise ToolDefinitionError(
+            "executor='process' runs a plain def execute in a worker process; this execute is "
+            "async (it runs on the event loop already: await context.to_process(fn, ...) in it "
+            "for its CPU-bound part, or make it a plain def)"
+        )
+    qualname = getattr(execute, "__qualname__", "")
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise ToolDefinitionError(
+            f"executor='process' pickles execute by reference to send it to a worker process: "
+            f"define it with def at the top level of a module (got {qualname})"
+        )
+    return "process"
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async __call__
+    )
+
+
+def _positional_arity(fn: Callable[..., Any], role: str, most: int) -> int:
+    """How many of the ``most`` positional arguments ``fn`` takes."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return most
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return most
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            raise ToolDefinitionError(
+                f"{role} must not have required keyword-only parameters ({parameter.name})"
+            )
+    return min(count, most)

@@ -1,0 +1,1 @@
+"""What the server says about itself: metrics, Prometheus, logs, traces, dashboard, watches."""

@@ -1,0 +1,1 @@
+"""Calling what may fail: circuit breakers, retries and bounded concurrency."""

@@ -1,0 +1,226 @@
+"""Run a tool server on uvicorn: one process or several sharing the port, shut down gracefully.
+
+On SIGTERM or SIGINT the app is marked draining (``/ready`` answers 503), the listening socket
+closes, in-flight requests finish (up to the grace period), then ``cleanup`` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.config
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import uvicorn
+
+from ai_spine_tools.core._loader import load_tool, locate
+from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.exceptions import ToolDefinitionError
+from ai_spine_tools.observability._instance import METRICS_DIR_VARIABLE
+from ai_spine_tools.observability._logging import log_config
+from ai_spine_tools.server._app import ToolApp, with_middleware
+from ai_spine_tools.server._gctuning import tune_gc
+from ai_spine_tools.server._startup import announce, check_tool_environment
+from ai_spine_tools.server._wire import ASGIApp
+
+__all__ = ["app_from_env", "instance_directory", "serve"]
+
+TARGET_VARIABLE = "AI_SPINE_TOOL"
+_STARTUP_FAILURE = 3
+
+
+def app_from_env() -> ASGIApp:
+    """Build the app for the tool named by ``AI_SPINE_TOOL`` (how worker processes find it)."""
+    target = os.environ.get(TARGET_VARIABLE)
+    if not target:
+        raise ToolDefinitionError(f"{TARGET_VARIABLE} names no tool to serve")
+    settings = ServerSettings.from_env()
+    app = with_middleware(ToolApp(load_tool(target), settings), settings)
+    if settings.gc_tuning:
+        tune_gc()
+    return app
+
+
+def serve(
+    tool: Tool | str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    reload: bool = False,
+    log_level: str | None = None,
+    settings: ServerSettings | None = None,
+    server: Literal["uvicorn", "granian"] = "uvicorn",
+) -> None:
+    """Serve ``tool`` (a ``Tool`` or a target such as ``tools/weather.py``) until stopped.
+
+    Settings come from the environment (see ``ServerSettings``); arguments given here win. With
+    ``workers`` above 1, or ``reload``, each process loads the tool again from its target.
+    ``server="granian"`` runs it on granian (the ``[granian]`` extra) instead of uvicorn.
+
+    Before it listens, the environment is checked for variables that look like settings but are
+    none (see ``_startup``): a near miss of a security setting raises ``UnknownSettingError``;
+    the others are logged as warnings, followed by one line of security posture.
+    """
+    settings = (settings or ServerSettings.from_env()).replace(
+        host=host, port=port, workers=workers, log_level=log_level
+    )
+    loaded = load_tool(tool) if isinstance(tool, str) else tool
+    problems = check_tool_environment(loaded)
+    multi = settings.workers > 1 or reload or server == "granian"
+    app: Any
+    if multi:
+        target = tool if isinstance(tool, str) else locate(tool)
+        if target is None:
+            raise ToolDefinitionError(
+                "several workers (or reload) need the tool importable by name: serve it with "
+                "'ai-spine serve path/to/tool.py' or pass the target string"
+            )
+        os.environ[TARGET_VARIABLE] = target
+        _export(settings)
+        app = "ai_spine_tools.server._server:app_from_env"
+        if server == "granian":
+            logging.config.dictConfig(_log_config(settings))
+            announce(problems, settings)
+            _serve_granian(app, settings, reload=reload)
+            return
+    else:
+        app = with_middleware(ToolApp(loaded, settings), settings)
+    config = _Config(
+        app,
+        factory=multi,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        reload=reload,
+        reload_dirs=[str(Path(str(tool).split(":", 1)[0]).resolve().parent)]
+        if reload and isinstance(tool, str)
+        else None,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        server_header=False,
+        log_config=_log_config(settings),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_s,
+        limit_concurrency=settings.max_client_connections,
+    )
+    # The limits of a server on an open network (see _protocol): head size, keep-alive,
+    # connections; the read deadline rides on the config to reach worker processes. Chosen once
+    # the config has set up logging, so that a warning about uvicorn's hooks is seen.
+    config.http = _http_protocol()
+    config.ai_spine_read_timeout = settings.read_timeout_s or None
+    announce(problems, settings)  # uvicorn's config has set up logging by now
+    runner = _GracefulServer(config)
+    if reload:
+        from uvicorn.supervisors import ChangeReload
+
+        ChangeReload(config, target=runner.run, sockets=[config.bind_socket()]).run()
+    elif settings.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        with instance_directory():
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        if settings.gc_tuning:
+            tune_gc()
+        runner.run()
+        if not runner.started:  # uvicorn logged why; exit as its own CLI does
+            sys.exit(_STARTUP_FAILURE)
+
+
+def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> None:
+    try:
+        from granian import Granian
+        from granian.http import HTTP1Settings
+    except ImportError:
+        raise ToolDefinitionError(
+            "granian is not installed: pip install 'ai-spine-tools[granian]'"
+        ) from None
+    server = Granian(
+        target,
+        address=settings.host,
+        port=settings.port,
+        interface="asgi",  # type: ignore[arg-type]
+        workers=settings.workers,
+        factory=True,
+        reload=reload,
+        log_level=settings.log_level,  # type: ignore[arg-type]
+        workers_kill_timeout=int(settings.shutdown_grace_s) or None,
+        backpressure=settings.max_client_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.read_timeout_s * 1000) or 30_000,
+            max_buffer_size=max(settings.max_header_bytes, 8192),
+        ),
+    )
+    with instance_directory() if settings.workers > 1 else contextlib.nullcontext(""):
+        server.serve()
+
+
+class _Config(uvicorn.Config):
+    """uvicorn's config, carrying the read deadline to ``GuardedHTTPProtocol`` (in every worker:
+    a config is pickled to worker processes whole)."""
+
+    ai_spine_read_timeout: float | None = None
+
+
+def _log_config(settings: ServerSettings) -> dict[str, Any]:
+    """uvicorn's logging, with the SDK's own loggers (``ai_spine_tools.*``) on the same handler,
+    as text or JSON (``AI_SPINE_LOG_FORMAT``)."""
+    return log_config(settings.log_level, settings.log_format)
+
+
+@contextlib.contextmanager
+def instance_directory() -> Iterator[str]:
+    """A fresh directory where the workers of this instance share their metrics (see
+    ``_instance``), named to them in ``AI_SPINE_METRICS_DIR``; removed when they are done."""
+    directory = tempfile.mkdtemp(prefix="ai-spine-metrics-")
+    previous = os.environ.get(METRICS_DIR_VARIABLE)
+    os.environ[METRICS_DIR_VARIABLE] = directory
+    try:
+        yield directory
+    finally:
+        if previous is None:
+            os.environ.pop(METRICS_DIR_VARIABLE, None)
+        else:
+            os.environ[METRICS_DIR_VARIABLE] = previous
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _http_protocol() -> Any:
+    """The guarded httptools protocol, or uvicorn's h11 with a warning when the installed
+    uvicorn lacks a hook it relies on (see ``_uvicorn_hooks``)."""
+    from ai_spine_tools.server._uvicorn_hooks import http_protocol
+
+    return http_protocol()
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn's server, exiting 0 after a graceful shutdown rather than re-raising the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
+
+
+def _export(settings: ServerSettings) -> None:
+    """Put explicit settings into the environment, where worker processes read them."""
+    os.environ["HOST"] = settings.host
+    os.environ["PORT"] = str(settings.port)
+    os.environ["AI_SPINE_WORKERS"] = str(settings.workers)
+    os.environ["AI_SPINE_LOG_LEVEL"] = settings.log_level
+
+
+logging.getLogger("ai_spine_tools").addHandler(logging.NullHandler())
