@@ -16,13 +16,16 @@ Fixtures:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.testing._assertions import assert_success, assert_validation_error
-from ai_spine_tools.testing._client import ToolTestClient
-from ai_spine_tools.testing._spine import MockAISpineClient
+
+if TYPE_CHECKING:  # imported inside the fixtures: pytest loads this module in every project
+    from ai_spine_tools.testing._client import ToolTestClient
+    from ai_spine_tools.testing._spine import MockAISpineClient
 
 __all__ = [
     "assert_success",
@@ -72,6 +75,8 @@ def tool_client(request: pytest.FixtureRequest, tool: Tool) -> Iterator[ToolTest
     """A started ``ToolTestClient`` for ``tool``; setup runs before the test, cleanup after."""
     marker = request.node.get_closest_marker(MARKER)
     settings = {k: v for k, v in (marker.kwargs if marker else {}).items() if k != "tool"}
+    from ai_spine_tools.testing._client import ToolTestClient
+
     with ToolTestClient(tool, **settings) as client:
         yield client
 
@@ -79,6 +84,8 @@ def tool_client(request: pytest.FixtureRequest, tool: Tool) -> Iterator[ToolTest
 @pytest.fixture
 def mock_spine_client() -> Iterator[MockAISpineClient]:
     """A ``MockAISpineClient``, closed after the test."""
+    from ai_spine_tools.testing._spine import MockAISpineClient
+
     client = MockAISpineClient()
     try:
         yield client
