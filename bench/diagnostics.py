@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.server._inprocess import InProcessApp
 from ai_spine_tools.server._wire import Message

@@ -28,7 +28,7 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.observability._custom_metrics import CustomMetrics
 from ai_spine_tools.observability._histogram import LatencyHistogram
 from ai_spine_tools.observability._logging import JSONFormatter

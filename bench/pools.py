@@ -263,7 +263,7 @@ async def postgres(*, calls: int, count: int) -> dict[str, Any]:
     import asyncpg
 
     from ai_spine_tools import ToolContext, create_tool, integer_field
-    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.postgres import PostgresPool
     from ai_spine_tools.server._app import create_app
     from ai_spine_tools.server._inprocess import InProcessApp
@@ -347,7 +347,7 @@ async def redis_l2_hit(*, calls: int, count: int) -> dict[str, Any]:
 
     import weather
     from ai_spine_tools import create_tool
-    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.server._app import create_app
     from ai_spine_tools.server._inprocess import InProcessApp
 

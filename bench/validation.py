@@ -49,7 +49,7 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
-from ai_spine_tools.core._schema import Schema
+from ai_spine_tools.fields._schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "validation.json"

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 
 from ai_spine_tools import ValidationError
-from ai_spine_tools.core._schema import Schema
 from ai_spine_tools.fields import Field
+from ai_spine_tools.fields._schema import Schema
 
 Issue = tuple[str, str]
 Outcome = dict[str, Any] | list[Issue]

@@ -15,7 +15,7 @@ import pytest
 
 import weather
 from ai_spine_tools import Tool, ToolResult, create_tool, string_field
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.server._app import create_app
 from ai_spine_tools.testing import (
     AsyncToolTestClient,

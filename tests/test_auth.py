@@ -16,7 +16,7 @@ import pytest
 
 import weather
 from ai_spine_tools import sign_request
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.exceptions import AuthenticationError, ServerConfigurationError
 from ai_spine_tools.security._auth import APIKeyAuth, SignatureAuth, key_id, read_key_file
 from ai_spine_tools.testing import AsyncToolTestClient, assert_success

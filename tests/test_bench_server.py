@@ -70,7 +70,7 @@ def test_the_baseline_and_fastapi_send_the_same_headers_as_ours() -> None:
     from bench.apps import baseline, fastapi_weather
 
     import weather
-    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.server._app import create_app
     from ai_spine_tools.server._inprocess import InProcessApp
 

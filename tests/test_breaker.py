@@ -22,7 +22,7 @@ from ai_spine_tools import (
     create_tool,
     string_field,
 )
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.server._app import create_app
 from ai_spine_tools.server._inprocess import InProcessApp
 

@@ -507,7 +507,7 @@ def test_without_the_redis_package_the_error_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ai_spine_tools import create_tool
-    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.exceptions import ServerConfigurationError
     from ai_spine_tools.server._app import ToolApp
 

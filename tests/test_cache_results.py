@@ -18,8 +18,8 @@ from ai_spine_tools import (
     string_field,
     tool,
 )
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.cache import CacheOptions, MultiLevelCache
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.exceptions import ToolDefinitionError
 from ai_spine_tools.testing import AsyncToolTestClient
 from redisproc import closed_port, shared_redis, unique_prefix

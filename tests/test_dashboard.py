@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import weather
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from ai_spine_tools.testing._http1 import HTTP1Pool
 from serverproc import TOOLS, running_server

@@ -23,8 +23,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from _rawhttp import RawResponse, exchange, request_bytes
 from ai_spine_tools import create_tool, integer_field, number_field, string_field
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._loader import load_tool
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.server._app import ToolApp, with_middleware
 from ai_spine_tools.server._direct_route import DirectRoute
 from ai_spine_tools.server._protocol import GuardedHTTPProtocol

@@ -72,8 +72,8 @@ def test_render_orders_problems_before_warnings() -> None:
     text = render(
         "title",
         {
-            "A": [Finding(level="warning", text="slow-ish", fix="f1", priority=1)],
-            "B": [Finding(level="problem", text="broken", fix="f2", priority=99)],
+            "A": [Finding(level="warning", message="slow-ish", fix="f1", priority=1)],
+            "B": [Finding(level="problem", message="broken", fix="f2", priority=99)],
         },
     )
     assert text.index("1. broken") < text.index("2. slow-ish")
@@ -106,7 +106,7 @@ def test_the_cpu_figure_is_a_share_of_one_core_and_of_the_cores() -> None:
     samples = _Samples()
     samples.add(point)
     sections = findings(report_with(point), {}, samples, {}, in_process=False)
-    text = sections["CPU"][0].text
+    text = sections["CPU"][0].message
     assert text.startswith("CPU peaked at 150% of one core, 75% of the 2 cores")
     assert "context.to_process" in text
 
@@ -117,9 +117,9 @@ def test_a_busy_process_pool_is_reported_with_the_fix() -> None:
     samples = _Samples()
     samples.add(point)
     sections = findings(report_with(point), {}, samples, {}, in_process=False)
-    finding = next(f for f in sections["Pools and queue"] if "process pool" in f.text)
+    finding = next(f for f in sections["Pools and queue"] if "process pool" in f.message)
     assert finding.level == "problem"
-    assert "2 of 2 workers busy at the peak, up to 3 calls waiting" in finding.text
-    assert "1 workers replaced (0 crashed" in finding.text
-    assert "AI_SPINE_PROCESS_WORKERS" in finding.fix
-    assert "pool's 2 workers are not counted" in sections["CPU"][0].text
+    assert "2 of 2 workers busy at the peak, up to 3 calls waiting" in finding.message
+    assert "1 workers replaced (0 crashed" in finding.message
+    assert "AI_SPINE_PROCESS_WORKERS" in (finding.fix or "")
+    assert "pool's 2 workers are not counted" in sections["CPU"][0].message

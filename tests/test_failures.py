@@ -16,8 +16,8 @@ import pytest
 import redis.exceptions
 
 from ai_spine_tools import create_tool, integer_field
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._failures import upstream_kind
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import TOOLS, free_port
 

@@ -57,7 +57,6 @@ from ai_spine_tools import (
     url_field,
     uuid_field,
 )
-from ai_spine_tools.core._schema import Schema
 from ai_spine_tools.fields import (
     ArrayField,
     BooleanField,
@@ -74,6 +73,7 @@ from ai_spine_tools.fields import (
     TimeField,
     UUIDField,
 )
+from ai_spine_tools.fields._schema import Schema
 from ai_spine_tools.interop._openapi import openapi_document
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import EXAMPLES, TOOLS, ServerProcess, running_server

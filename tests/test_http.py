@@ -20,7 +20,7 @@ from ai_spine_tools import (
     UpstreamTimeoutError,
     create_tool,
 )
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.outbound import _poolwatch
 from ai_spine_tools.outbound._http import (
     HTTPSettings,

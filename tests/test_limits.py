@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import weather
 from ai_spine_tools import create_tool, json_field, object_field, string_field
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.exceptions import InvalidJSONError, PayloadTooLargeError
 from ai_spine_tools.security._limits import JSONLimits, has_open_fields, json_shape
 from ai_spine_tools.testing import AsyncToolTestClient, assert_success

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ai_spine_tools import Tool
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.observability._logging import JSONFormatter, log_config
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import TOOLS, running_server

@@ -22,10 +22,10 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agent.weather_agent import tool as agents
 from ai_spine_tools import ServerConfigurationError
-from ai_spine_tools.core._settings import ServerSettings
-from ai_spine_tools.interop._mcp import tool_result
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.server._app import ToolApp, create_app
 from ai_spine_tools.server._inprocess import InProcessApp
+from ai_spine_tools.server._mcp import tool_result
 from serverproc import TOOLS, ServerProcess, running_server
 
 AGENTS = Path(__file__).resolve().parent / "agent" / "weather_agent.py"

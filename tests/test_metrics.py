@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import weather
 from ai_spine_tools import Tool
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.observability._metrics import CPUMeter, ToolMetrics, usable_cores
 from ai_spine_tools.testing import AsyncToolTestClient
 from tools import observed

@@ -18,7 +18,7 @@ import pydantic
 import pytest
 
 from ai_spine_tools import ToolResult, create_tool
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 
 

@@ -76,7 +76,7 @@ import json, sys
 sys.modules["re2"] = None  # import re2 raises ImportError, as where google-re2 has no wheel
 from ai_spine_tools import ToolDefinitionError, ValidationError, string_field
 from ai_spine_tools.fields._patterns import engine
-from ai_spine_tools.core._schema import Schema
+from ai_spine_tools.fields._schema import Schema
 
 out = {"engine": engine()}
 fields = {"code": string_field(pattern=r"^[A-Z]{3}-\\d+$")}

@@ -14,7 +14,7 @@ import pytest
 
 from ai_spine_tools import UnpicklableError
 from ai_spine_tools.core._loader import load_tool
-from ai_spine_tools.outbound._processcalls import _execute, pack_call, unpack_reply
+from ai_spine_tools.core._processcalls import _execute, pack_call, unpack_reply
 
 ROLE = "context.to_process"
 

@@ -27,7 +27,7 @@ from ai_spine_tools import (
     number_field,
     string_field,
 )
-from ai_spine_tools.outbound._processes import ProcessPool, shared_pool
+from ai_spine_tools.core._processes import ProcessPool, shared_pool
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import TOOLS, running_server
 

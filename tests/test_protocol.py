@@ -35,8 +35,8 @@ from _rawhttp import (
     request_bytes,
     split_responses,
 )
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._loader import load_tool
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.server._protocol import GuardedHTTPProtocol
 from serverproc import TOOLS, ServerProcess, running_server, running_stock_uvicorn

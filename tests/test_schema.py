@@ -31,8 +31,8 @@ from ai_spine_tools import (
     string_field,
     uuid_field,
 )
-from ai_spine_tools.core._schema import MAX_ISSUES, Schema
 from ai_spine_tools.fields import Field
+from ai_spine_tools.fields._schema import MAX_ISSUES, Schema
 
 RICH: dict[str, Field] = {
     "city": string_field(required=True, max_length=20, transform="trim"),

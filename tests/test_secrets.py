@@ -26,11 +26,11 @@ from ai_spine_tools import (
     sign_request,
     string_field,
 )
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._config import ConfigResolver
-from ai_spine_tools.core._schema import Schema
-from ai_spine_tools.core._secrets import REDACTED, secret_values_type
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.exceptions import ServerConfigurationError
+from ai_spine_tools.fields._schema import Schema
+from ai_spine_tools.fields._secrets import REDACTED, secret_values_type
 from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.testing import AsyncToolTestClient
 

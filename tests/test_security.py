@@ -11,7 +11,7 @@ import pytest
 
 import weather
 from ai_spine_tools import create_tool
-from ai_spine_tools.core._settings import PAGE_CSP, ServerSettings
+from ai_spine_tools._settings import PAGE_CSP, ServerSettings
 from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.server._wire import Request, Response
 from ai_spine_tools.testing import AsyncToolTestClient, ToolResponse

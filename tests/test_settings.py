@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.exceptions import ServerConfigurationError
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ai_spine_tools.core._settings import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS, ServerSettings
+from ai_spine_tools._settings import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS, ServerSettings
 from ai_spine_tools.exceptions import UnknownSettingError
 from ai_spine_tools.server._startup import (
     KNOWN_SETTINGS,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ai_spine_tools import ToolContext, create_tool
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import running_server

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ai_spine_tools import create_tool, number_field
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._threads import ThreadRunner
 from ai_spine_tools.testing import AsyncToolTestClient
 from serverproc import TOOLS, running_server

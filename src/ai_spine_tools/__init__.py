@@ -6,6 +6,7 @@ Declare a tool with ``create_tool`` (or ``@tool``) and field builders; run it in
 
 from __future__ import annotations
 
+from ai_spine_tools._version import __version__
 from ai_spine_tools.core._context import SecurityContext, ToolContext
 from ai_spine_tools.core._decorator import tool
 from ai_spine_tools.core._metadata import ToolMetadata
@@ -63,8 +64,6 @@ from ai_spine_tools.resilience._batch import map_concurrent
 from ai_spine_tools.resilience._breaker import CircuitBreaker
 from ai_spine_tools.resilience._retry import retry
 from ai_spine_tools.security._auth import sign_request
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",

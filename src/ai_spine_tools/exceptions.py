@@ -9,8 +9,10 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     ├── InvalidJSONError               INVALID_JSON           400
     ├── ConfigurationError             CONFIGURATION_ERROR    400  (a request's config)
     │   └── ServerConfigurationError   CONFIGURATION_ERROR    500  (the server's own settings)
-    │       └── UnknownSettingError    CONFIGURATION_ERROR    500  (a near miss of a security
-    │                                                              setting: start-up stops)
+    │       ├── UnknownSettingError    CONFIGURATION_ERROR    500  (a near miss of a security
+    │       │                                                      setting: start-up stops)
+    │       └── MissingExtraError (ImportError)
+    │                                  CONFIGURATION_ERROR    500  (an optional package missing)
     ├── ToolDefinitionError (TypeError) TOOL_DEFINITION_ERROR 500  (raised while declaring a tool)
     ├── AuthenticationError            AUTHENTICATION_REQUIRED 401
     ├── EndpointNotFoundError          ENDPOINT_NOT_FOUND     404
@@ -59,6 +61,7 @@ __all__ = [
     "HeadersTooLargeError",
     "InvalidJSONError",
     "MethodNotAllowedError",
+    "MissingExtraError",
     "OutputNotSerializableError",
     "OverloadedError",
     "PayloadTooLargeError",
@@ -207,6 +210,22 @@ class UnknownSettingError(ServerConfigurationError):
     """An environment variable is a near miss of a security setting (``AI_SPINE_API_KEY`` for
     ``AI_SPINE_API_KEYS``): serving would leave open what was meant to be closed, so start-up
     stops (exit status 2) unless ``AI_SPINE_ALLOW_UNKNOWN_SETTINGS=true``."""
+
+
+class MissingExtraError(ServerConfigurationError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra
+    that installs it (``pip install 'ai-spine-tools[redis]'``)."""
+
+    def __init__(
+        self, feature: str, package: str, extra: str, *, variable: str | None = None
+    ) -> None:
+        details = {"extra": extra} if variable is None else {"extra": extra, "variable": variable}
+        super().__init__(
+            f"{feature} needs {package}, which is not installed: "
+            f"pip install 'ai-spine-tools[{extra}]'",
+            details=details,
+        )
+        self.extra = extra
 
 
 class ToolDefinitionError(ToolError, TypeError):

@@ -7,9 +7,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from ai_spine_tools.exceptions import ToolDefinitionError
 
-__all__ = ["CacheOptions"]
+__all__ = ["NO_FLAGS", "CacheOptions", "ExecutionFlags"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,3 +74,18 @@ class CacheOptions:
                 raise ToolDefinitionError("cache['vary_config'] must be a list of config fields")
             options["vary_config"] = tuple(vary)
         return cls(**options)
+
+
+class ExecutionFlags(msgspec.Struct, frozen=True, kw_only=True):
+    """How the caller asked this execution to use the result cache.
+
+    ``no_cache``: the cached result was not read (``Cache-Control: no-cache``); the tool runs and
+    its result refreshes the cache. ``no_store``: nothing is read or stored (``no-store``).
+    Tool code can honour them for what it caches itself in ``context.cache``.
+    """
+
+    no_cache: bool = False
+    no_store: bool = False
+
+
+NO_FLAGS = ExecutionFlags()

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ai_spine_tools.cache._memory import hit_rate
+from ai_spine_tools.exceptions import MissingExtraError
 
 if TYPE_CHECKING:
-    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools._settings import ServerSettings
 
 __all__ = ["CacheError", "RedisCache"]
 
@@ -60,9 +61,7 @@ class RedisCache:
             from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import RedisError
         except ImportError:
-            raise ImportError(
-                "RedisCache needs the redis package: pip install 'ai-spine-tools[redis]'"
-            ) from None
+            raise MissingExtraError("RedisCache", "the redis package", "redis") from None
         self.url = url
         self.key_prefix = key_prefix
         self.max_connections = max_connections
@@ -103,7 +102,7 @@ class RedisCache:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RedisCache | None:
         """Make the cache the ``REDIS_*`` variables describe, or ``None`` when none is set."""
-        from ai_spine_tools.core._settings import ServerSettings
+        from ai_spine_tools._settings import ServerSettings
 
         settings = ServerSettings.from_env(os.environ if environ is None else environ)
         return cls.from_settings(settings) if settings.redis_url else None

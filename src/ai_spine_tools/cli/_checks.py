@@ -16,16 +16,18 @@ from ai_spine_tools.server._startup import check_environment
 
 __all__ = ["Finding", "check_tool"]
 
-Level = Literal["ok", "warning", "problem"]
+Level = Literal["ok", "info", "warning", "problem"]
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One observation about a tool: how serious, what, and how to fix it."""
+    """One observation about a tool (``ai-spine check``) or a run of it (``ai-spine doctor``):
+    how serious, what, how to fix it, and where it ranks among findings of its level."""
 
     level: Level
     message: str
     fix: str | None = None
+    priority: int = 50  # lower first, among findings of one level
 
 
 def check_tool(tool: Tool) -> list[Finding]:

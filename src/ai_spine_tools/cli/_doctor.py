@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from ai_spine_tools.cli._checks import Finding
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.fields._patterns import engine as pattern_engine
 from ai_spine_tools.observability._leakwatch import leak_verdict
@@ -32,16 +33,6 @@ TARGET_BASELINE_MB = 100.0
 TARGET_ERROR_RATE = 0.01
 _MARK = {"ok": "✓", "warning": "!", "problem": "✗", "info": "·"}
 _RANK = {"problem": 0, "warning": 1}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
-    """One line of the report: its level, what was measured, and the fix when it is not ok."""
-
-    level: str  # ok, info, warning, problem
-    text: str
-    fix: str = ""
-    priority: int = 50  # lower first, among findings of one level
 
 
 @dataclass(slots=True, kw_only=True)
@@ -214,7 +205,7 @@ def findings(
             )
         )
     else:
-        memory.append(Finding(level="info", text="RSS trend: no samples during the load"))
+        memory.append(Finding(level="info", message="RSS trend: no samples during the load"))
     sections["Memory"] = memory
     lag = _get(after, "resources", "event_loop_lag_ms") or {}
     blocked = _get(after, "resources", "event_loop_blocked") or {}
@@ -223,13 +214,13 @@ def findings(
     threshold = float(blocked.get("threshold_ms", 100) or 100)
     by_tool = blocked.get("by_tool") or {}
     if not lag:
-        loop = [Finding(level="info", text="event-loop lag: not reported (diagnostics off)")]
+        loop = [Finding(level="info", message="event-loop lag: not reported (diagnostics off)")]
     elif by_tool:
         names = ", ".join(f"{name} ({n}x)" for name, n in by_tool.items())
         loop = [
             Finding(
                 level="problem",
-                text=f"the event loop was blocked past {threshold:.0f} ms by: {names}; "
+                message=f"the event loop was blocked past {threshold:.0f} ms by: {names}; "
                 f"worst lag {max_lag:,.0f} ms",
                 fix="a blocking call runs inside async execute: use an async library or "
                 "await asyncio.sleep, or declare execute with a plain def so it runs in the "
@@ -254,7 +245,7 @@ def findings(
     sections["Event loop"] = loop
     sections["Pools and queue"] = _pressure(after, samples)
     sections["CPU"] = [_cpu(after, samples, where)]
-    sections["Installation"] = [Finding(level="info", text=pattern_engine())]
+    sections["Installation"] = [Finding(level="info", message=pattern_engine())]
     return sections
 
 
@@ -270,7 +261,7 @@ def _cpu(after: Mapping[str, Any], samples: _Samples, where: str) -> Finding:
     )
     return Finding(
         level="info",
-        text=f"CPU peaked at {peak:.0f}% of one core, {peak / cores:.0f}% of the {cores} "
+        message=f"CPU peaked at {peak:.0f}% of one core, {peak / cores:.0f}% of the {cores} "
         f"core{'s' if cores != 1 else ''} ({where}{pool}); where it goes: "
         "ai-spine profile TOOL --duration 20 --out profile.svg; CPU-bound work runs on every "
         "core with context.to_process or executor='process' (README: CPU-bound work)",
@@ -327,7 +318,7 @@ def _pressure(after: Mapping[str, Any], samples: _Samples) -> list[Finding]:
             )
         )
     if not pools:
-        out.append(Finding(level="ok", text="connection pools: none in use"))
+        out.append(Finding(level="ok", message="connection pools: none in use"))
     return out
 
 
@@ -352,7 +343,7 @@ def _pool_waiting(name: str, point: Mapping[str, Any]) -> Any:
 
 
 def _check(ok: bool, text: str, fix: str, *, priority: int) -> Finding:
-    return Finding(level="ok" if ok else "problem", text=text, fix=fix, priority=priority)
+    return Finding(level="ok" if ok else "problem", message=text, fix=fix, priority=priority)
 
 
 def _codes(by_code: Mapping[str, int]) -> str:
@@ -373,7 +364,7 @@ def render(title: str, sections: Mapping[str, list[Finding]]) -> str:
     lines = [title, ""]
     for number, (name, items) in enumerate(sections.items(), 1):
         lines.append(f"{number}. {name}")
-        lines += [f"   {_MARK[f.level]} {f.text}" for f in items]
+        lines += [f"   {_MARK[f.level]} {f.message}" for f in items]
         lines.append("")
     todo = sorted(
         (f for items in sections.values() for f in items if f.level in _RANK),
@@ -381,7 +372,7 @@ def render(title: str, sections: Mapping[str, list[Finding]]) -> str:
     )
     lines.append(f"{len(sections) + 1}. What to fix first")
     if todo:
-        lines += [f"   {i}. {f.text}\n      fix: {f.fix}" for i, f in enumerate(todo, 1)]
+        lines += [f"   {i}. {f.message}\n      fix: {f.fix or ''}" for i, f in enumerate(todo, 1)]
     else:
         lines.append("   nothing: every target is met")
     return "\n".join(lines)

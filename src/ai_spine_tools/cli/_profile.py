@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.exceptions import MissingExtraError
 
 __all__ = ["FrameCost", "profile_tool", "top_frames_from_flamegraph"]
 
@@ -128,9 +129,7 @@ def _with_pyinstrument(
     try:
         from pyinstrument import Profiler
     except ImportError:
-        raise ValueError(
-            "pyinstrument is not installed: pip install 'ai-spine-tools[profile]'"
-        ) from None
+        raise MissingExtraError("ai-spine profile", "pyinstrument", "profile") from None
     profiler = Profiler(interval=0.001)
     profiler.start()
     try:
@@ -191,7 +190,7 @@ def _with_py_spy(
 ) -> ProfileResult:
     executable = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(executable).exists():
-        raise ValueError("py-spy is not installed: pip install 'ai-spine-tools[profile]'")
+        raise MissingExtraError("ai-spine profile --server", "py-spy", "profile")
     command = [executable, "record", "--pid", str(pid), "--output", str(out)]
     command += ["--format", "flamegraph", "--rate", str(rate), "--nonblocking"]
     command += ["--duration", str(max(1, round(duration)))]

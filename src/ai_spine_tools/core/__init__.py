@@ -1,1 +1,1 @@
-"""The tool itself: declaration, metadata, context, results, config, validation, execution."""
+"""A tool: declaration, metadata, context, results, config, execution in threads or processes."""

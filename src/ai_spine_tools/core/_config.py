@@ -17,8 +17,6 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools.core._schema import IssueList
-from ai_spine_tools.core._secrets import hiding
 from ai_spine_tools.exceptions import (
     ConfigurationError,
     ServerConfigurationError,
@@ -26,6 +24,8 @@ from ai_spine_tools.exceptions import (
     ValidationIssue,
 )
 from ai_spine_tools.fields import MISSING, BooleanField, Field, JSONField
+from ai_spine_tools.fields._schema import IssueList
+from ai_spine_tools.fields._secrets import hiding
 
 __all__ = ["ConfigResolver", "env_name"]
 

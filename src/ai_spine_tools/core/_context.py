@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import msgspec
 
+from ai_spine_tools.cache._options import NO_FLAGS, ExecutionFlags
 from ai_spine_tools.observability._custom_metrics import CustomMetrics
 
 if TYPE_CHECKING:
@@ -20,9 +21,7 @@ if TYPE_CHECKING:
     from ai_spine_tools.resilience._breaker import BreakerRegistry, CircuitBreaker
 
 __all__ = [
-    "NO_FLAGS",
     "NO_SECURITY",
-    "ExecutionFlags",
     "SecurityContext",
     "ToolContext",
     "new_execution_id",
@@ -52,21 +51,6 @@ class SecurityContext(msgspec.Struct, frozen=True, kw_only=True):
 
 
 NO_SECURITY = SecurityContext()
-
-
-class ExecutionFlags(msgspec.Struct, frozen=True, kw_only=True):
-    """How the caller asked this execution to use the result cache.
-
-    ``no_cache``: the cached result was not read (``Cache-Control: no-cache``); the tool runs and
-    its result refreshes the cache. ``no_store``: nothing is read or stored (``no-store``).
-    Tool code can honour them for what it caches itself in ``context.cache``.
-    """
-
-    no_cache: bool = False
-    no_store: bool = False
-
-
-NO_FLAGS = ExecutionFlags()
 
 
 class ToolContext(msgspec.Struct, kw_only=True, dict=True):
@@ -139,7 +123,7 @@ class ToolContext(msgspec.Struct, kw_only=True, dict=True):
         applies: past it the call is dropped, and the worker running it is terminated and
         replaced. An exception raised in the worker is raised here, its traceback as a note.
         """
-        from ai_spine_tools.outbound._processes import shared_pool
+        from ai_spine_tools.core._processes import shared_pool
 
         return await shared_pool().run(fn, *args, **kwargs)
 

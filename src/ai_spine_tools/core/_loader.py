@@ -12,9 +12,9 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+from ai_spine_tools.core._processcalls import forget_file, remember_file
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import ToolDefinitionError, ToolError
-from ai_spine_tools.outbound._processcalls import forget_file, remember_file
 
 __all__ = ["import_failure", "import_file", "load_tool", "locate"]
 

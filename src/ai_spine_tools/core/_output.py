@@ -66,6 +66,17 @@ def unserializable(exc: Exception, **parts: Any) -> OutputNotSerializableError:
     return OutputNotSerializableError(f"The tool's output cannot be encoded as JSON: {exc}")
 
 
+def encode_output(output: Any) -> bytes:
+    """Encode ``output_data`` as JSON once; a value JSON cannot hold (an unknown type, a
+    ``NaN`` or an infinity) raises ``OutputNotSerializableError`` naming it."""
+    try:
+        encoded = _encode(output)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise unserializable(exc, output_data=output) from exc
+    check_finite(encoded, output_data=output)
+    return encoded
+
+
 def _non_finite(value: Any) -> tuple[str, Any] | None:
     """The path (``.a[2].b``) and value of the first ``NaN`` or infinity in ``value``."""
     kind = type(value)

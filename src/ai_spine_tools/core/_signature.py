@@ -17,14 +17,28 @@ Anything else (``execute(input, ctx)``, ``execute(data)``, four parameters) is a
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ai_spine_tools.exceptions import ToolDefinitionError
 
-__all__ = ["NAMES", "Binding", "bind"]
+__all__ = [
+    "NAMES",
+    "Binding",
+    "Executor",
+    "bind",
+    "check_executor",
+    "collect_stream",
+    "is_async",
+    "is_stream",
+    "positional_arity",
+]
+
+Executor = Literal["thread", "process"]
+"""Where a plain ``def execute`` runs: the thread pool, or the server's process pool."""
 
 NAMES = ("input", "config", "context")
 _FORMS = (
@@ -132,3 +146,64 @@ def _unnamed(parameters: list[inspect.Parameter], role: str) -> Binding:
         f"{role}({names}) takes {len(ordered)} parameter(s) named none of "
         f"{', '.join(NAMES)}: {_FORMS}"
     )
+
+
+def is_stream(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(
+        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async generator
+    )
+
+
+def collect_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def collected(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"items": [item async for item in fn(*args, **kwargs)]}
+
+    return collected
+
+
+def check_executor(executor: Any, execute: Callable[..., Any], *, is_async: bool) -> Executor:
+    """Refuse an executor that cannot run ``execute``, when the tool is declared."""
+    if executor == "thread":
+        return "thread"
+    if executor != "process":
+        raise ToolDefinitionError(f"executor must be 'thread' or 'process' (got {executor!r})")
+    if is_async or is_stream(execute):
+        raise ToolDefinitionError(
+            "executor='process' runs a plain def execute in a worker process; this execute is "
+            "async (it runs on the event loop already: await context.to_process(fn, ...) in it "
+            "for its CPU-bound part, or make it a plain def)"
+        )
+    qualname = getattr(execute, "__qualname__", "")
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise ToolDefinitionError(
+            f"executor='process' pickles execute by reference to send it to a worker process: "
+            f"define it with def at the top level of a module (got {qualname})"
+        )
+    return "process"
+
+
+def is_async(fn: Callable[..., Any]) -> bool:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async __call__
+    )
+
+
+def positional_arity(fn: Callable[..., Any], role: str, most: int) -> int:
+    """How many of the ``most`` positional arguments ``fn`` takes."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return most
+    count = 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return most
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            count += 1
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            raise ToolDefinitionError(
+                f"{role} must not have required keyword-only parameters ({parameter.name})"
+            )
+    return min(count, most)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ai_spine_tools.core._deadlines import deadlines
+from ai_spine_tools.resilience._deadlines import deadlines
 
 __all__ = ["ThreadRunner"]
 

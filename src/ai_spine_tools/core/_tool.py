@@ -8,18 +8,27 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from ai_spine_tools.cache import CacheOptions, ToolCache
 from ai_spine_tools.core._config import ConfigResolver
 from ai_spine_tools.core._context import NO_SECURITY, SecurityContext, ToolContext, new_execution_id
-from ai_spine_tools.core._deadlines import deadlines
 from ai_spine_tools.core._failures import error_for
 from ai_spine_tools.core._metadata import ToolMetadata
+from ai_spine_tools.core._output import encode_output
+from ai_spine_tools.core._processes import shutdown_shared_pool
 from ai_spine_tools.core._result import ToolResult, normalise_result
-from ai_spine_tools.core._schema import Schema
-from ai_spine_tools.core._signature import Binding, bind
+from ai_spine_tools.core._signature import (
+    Binding,
+    Executor,
+    bind,
+    check_executor,
+    collect_stream,
+    is_async,
+    is_stream,
+    positional_arity,
+)
 from ai_spine_tools.core._threads import ThreadRunner
 from ai_spine_tools.exceptions import (
     ExecutionTimeoutError,
@@ -28,10 +37,11 @@ from ai_spine_tools.exceptions import (
 )
 from ai_spine_tools.fields import Field, as_field
 from ai_spine_tools.fields._base import unknown_keyword
+from ai_spine_tools.fields._schema import Schema
 from ai_spine_tools.observability._metrics import MetricsSnapshot, ToolMetrics
 from ai_spine_tools.outbound._http import close_shared_client
-from ai_spine_tools.outbound._processes import shutdown_shared_pool
 from ai_spine_tools.resilience._breaker import BreakerRegistry
+from ai_spine_tools.resilience._deadlines import deadlines
 
 __all__ = ["DEFAULT_TIMEOUT_MS", "Executor", "Tool", "create_tool"]
 
@@ -42,7 +52,6 @@ DEFAULT_TIMEOUT_MS = 25_000
 
 Execute = Callable[..., Any]
 UnknownFields = Literal["reject", "ignore"]
-Executor = Literal["thread", "process"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -94,14 +103,14 @@ class Tool:
         prefix = self._binding.prefix
         self._arity = -1 if prefix is None else prefix
         self._execute = execute
-        self._is_async = _is_async(execute)
-        self.executor: Executor = _check_executor(executor, execute, is_async=self._is_async)
+        self._is_async = is_async(execute)
+        self.executor: Executor = check_executor(executor, execute, is_async=self._is_async)
         """Where a plain ``def execute`` runs: ``"thread"`` (the thread pool) or ``"process"``
         (the server's process pool, see ``_processes``)."""
-        self.streams = _is_stream(execute)
+        self.streams = is_stream(execute)
         """True when ``execute`` is an async generator: the server streams what it yields."""
         if self.streams:  # in-process runs collect the stream: {"items": [...]}
-            self._execute, self._is_async = _collect_stream(execute), True
+            self._execute, self._is_async = collect_stream(execute), True
         self._stream = execute
         self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
         self.threads = ThreadRunner(self.name, max_threads or min(32, (os.cpu_count() or 1) + 4))
@@ -113,7 +122,7 @@ class Tool:
         self.breakers = BreakerRegistry()
         """The tool's named circuit breakers (``context.breaker(name)``), shown in health."""
         self.metrics.breakers = self.breakers
-        self.cache = ToolCache(self, CacheOptions.parse(cache))
+        self.cache = ToolCache(self, CacheOptions.parse(cache), encode=encode_output)
         """The tool's cache: ``context.cache`` in ``execute``, and its cached results."""
         self.metrics.cache_stats = self.cache.stats
         if self.streams and self.cache.enabled:
@@ -150,7 +159,7 @@ class Tool:
                 return
             self.config.resolve()
             if self._setup is not None:
-                arity = _positional_arity(self._setup, "setup", 1)
+                arity = positional_arity(self._setup, "setup", 1)
                 args = (self.config.server_values(),)[:arity]
                 try:
                     self.resources = await self._call(self._setup, *args)
@@ -166,7 +175,7 @@ class Tool:
         self._started = False
         try:
             if self._cleanup is not None:
-                arity = _positional_arity(self._cleanup, "cleanup", 1)
+                arity = positional_arity(self._cleanup, "cleanup", 1)
                 await self._call(self._cleanup, *((self.resources,) if arity else ()))
         finally:
             self.threads.shutdown()
@@ -358,7 +367,7 @@ class Tool:
     # -- helpers -----------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if _is_async(fn):
+        if is_async(fn):
             return await fn(*args)
         result = await self.threads.run(fn, args)
         return await result if inspect.isawaitable(result) else result
@@ -366,7 +375,7 @@ class Tool:
     async def _in_process(
         self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
     ) -> Any:
-        from ai_spine_tools.outbound._processes import shared_pool
+        from ai_spine_tools.core._processes import shared_pool
 
         # The context's snapshot: what makes sense in another process.
         shown = context.snapshot() if self._binding.uses_context else context
@@ -460,64 +469,3 @@ def _fields(declared: Mapping[str, Any], where: str) -> dict[str, Field]:
             )
         out[key] = as_field(value, where=f"{where}.{key}")
     return out
-
-
-def _is_stream(fn: Callable[..., Any]) -> bool:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    return inspect.isasyncgenfunction(target) or inspect.isasyncgenfunction(
-        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async generator
-    )
-
-
-def _collect_stream(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., Awaitable[Any]]:
-    async def collected(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {"items": [item async for item in fn(*args, **kwargs)]}
-
-    return collected
-
-
-def _check_executor(executor: Any, execute: Execute, *, is_async: bool) -> Executor:
-    """Refuse an executor that cannot run ``execute``, when the tool is declared."""
-    if executor == "thread":
-        return "thread"
-    if executor != "process":
-        raise ToolDefinitionError(f"executor must be 'thread' or 'process' (got {executor!r})")
-    if is_async or _is_stream(execute):
-        raise ToolDefinitionError(
-            "executor='process' runs a plain def execute in a worker process; this execute is "
-            "async (it runs on the event loop already: await context.to_process(fn, ...) in it "
-            "for its CPU-bound part, or make it a plain def)"
-        )
-    qualname = getattr(execute, "__qualname__", "")
-    if "<lambda>" in qualname or "<locals>" in qualname:
-        raise ToolDefinitionError(
-            f"executor='process' pickles execute by reference to send it to a worker process: "
-            f"define it with def at the top level of a module (got {qualname})"
-        )
-    return "process"
-
-
-def _is_async(fn: Callable[..., Any]) -> bool:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - a callable object's async __call__
-    )
-
-
-def _positional_arity(fn: Callable[..., Any], role: str, most: int) -> int:
-    """How many of the ``most`` positional arguments ``fn`` takes."""
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return most
-    count = 0
-    for parameter in parameters:
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            return most
-        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-            count += 1
-        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
-            raise ToolDefinitionError(
-                f"{role} must not have required keyword-only parameters ({parameter.name})"
-            )
-    return min(count, most)

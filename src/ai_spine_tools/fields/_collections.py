@@ -12,7 +12,7 @@ from ai_spine_tools.exceptions import ToolDefinitionError, ValidationIssue
 from ai_spine_tools.fields._base import Field, Issues, label
 
 if TYPE_CHECKING:
-    from ai_spine_tools.core._schema import PostCheck
+    from ai_spine_tools.fields._schema import PostCheck
 
 JSON_VALUE: Any = str | int | float | bool | list[Any] | dict[str, Any]
 """Any JSON value but ``null``, so that a required JSON field rejects null on the fast path as it
@@ -172,7 +172,7 @@ class ObjectField(Field):
                 if not isinstance(prop, Field):
                     raise ToolDefinitionError(f"property {key!r} must be a field (got {prop!r})")
             object.__setattr__(self, "properties", dict(self.properties))
-            from ai_spine_tools.core._schema import defaults_to_fill, post_checks
+            from ai_spine_tools.fields._schema import defaults_to_fill, post_checks
 
             object.__setattr__(self, "_post", post_checks(self.properties))
             object.__setattr__(self, "_defaults", defaults_to_fill(self.properties))
@@ -183,7 +183,7 @@ class ObjectField(Field):
             if self.max_properties is None:
                 return dict[str, Any]
             return Annotated[dict[str, Any], msgspec.Meta(max_length=self.max_properties)]
-        from ai_spine_tools.core._schema import struct_for
+        from ai_spine_tools.fields._schema import struct_for
 
         return struct_for(self.properties, name="Object", forbid_unknown=self.unknown == "reject")
 
@@ -194,7 +194,7 @@ class ObjectField(Field):
     def post(self, value: Any, path: str, issues: Issues) -> Any:
         # msgspec decoded the whole object: only the properties with rules of their own remain,
         # and the defaults of the optional ones sent as null
-        from ai_spine_tools.core._schema import fill_defaults, run_posts
+        from ai_spine_tools.fields._schema import fill_defaults, run_posts
 
         run_posts(value, self._post, path, issues)
         fill_defaults(value, self._defaults)
@@ -229,7 +229,7 @@ class ObjectField(Field):
                     )
                 )
             return value
-        from ai_spine_tools.core._schema import check_object
+        from ai_spine_tools.fields._schema import check_object
 
         return check_object(
             self.properties, value, path, issues, forbid_unknown=self.unknown == "reject"
@@ -241,7 +241,7 @@ class ObjectField(Field):
             if self.max_properties is not None:
                 schema["maxProperties"] = self.max_properties
             return schema
-        from ai_spine_tools.core._schema import object_schema
+        from ai_spine_tools.fields._schema import object_schema
 
         return object_schema(self.properties, closed=self.unknown == "reject")
 

@@ -1,1 +1,1 @@
-"""The tool for other systems: JSON Schema, OpenAI/Anthropic tools, OpenAPI, registration, MCP."""
+"""The tool for other systems: JSON Schema, OpenAI/Anthropic tools, OpenAPI, registration."""

@@ -16,7 +16,7 @@ from ai_spine_tools.observability._loopwatch import LoopWatch
 from ai_spine_tools.outbound._poolwatch import configure_pool_watch
 
 if TYPE_CHECKING:
-    from ai_spine_tools.core._settings import ServerSettings
+    from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.core._tool import Tool
 
 __all__ = ["Diagnostics"]

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from typing import Any
 
 import msgspec
+
+from ai_spine_tools.observability._timestamps import iso_timestamp
 
 __all__ = ["JSONFormatter", "log_config", "log_execution"]
 
@@ -40,7 +41,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {
-            "timestamp": _iso(record.created),
+            "timestamp": iso_timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -56,12 +57,6 @@ class JSONFormatter(logging.Formatter):
         if record.stack_info:
             body["stack"] = self.formatStack(record.stack_info)
         return _encoder.encode(body).decode()
-
-
-def _iso(created: float) -> str:
-    seconds = int(created)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{stamp}.{int((created - seconds) * 1000):03d}Z"
 
 
 def log_config(level: str, log_format: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from ai_spine_tools import __version__
+from ai_spine_tools._version import __version__
 from ai_spine_tools.outbound._http_client import set_outbound_tracer
 
 if TYPE_CHECKING:

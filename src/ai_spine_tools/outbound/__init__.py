@@ -1,1 +1,1 @@
-"""Calls out of the process: the pooled HTTP client, the pool registry and the process pool."""
+"""Calls out of the process: the pooled HTTP client behind ``context.http``, the pool registry."""

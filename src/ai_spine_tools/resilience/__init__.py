@@ -1,1 +1,1 @@
-"""Calling what may fail: circuit breakers, retries and bounded concurrency."""
+"""Calling what may fail: deadlines, circuit breakers, retries and bounded concurrency."""

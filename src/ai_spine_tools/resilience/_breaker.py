@@ -28,8 +28,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from ai_spine_tools.core._deadlines import deadlines
 from ai_spine_tools.exceptions import CircuitOpenError, ToolError, UpstreamStatusError
+from ai_spine_tools.resilience._deadlines import deadlines
 
 __all__ = ["BreakerRegistry", "CircuitBreaker", "RedisBreakerState", "named_breakers"]
 

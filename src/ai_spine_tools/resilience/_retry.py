@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-from ai_spine_tools.core._deadlines import deadlines
 from ai_spine_tools.exceptions import CircuitOpenError, ToolError
+from ai_spine_tools.resilience._deadlines import deadlines
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState

@@ -1,1 +1,1 @@
-"""The HTTP server: the ASGI app, the connection protocol and its fast path, probes, lifecycle."""
+"""The HTTP server: the ASGI app, the connection protocol and its fast path, probes, MCP."""

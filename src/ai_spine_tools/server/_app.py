@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools.cache import CacheOutcome, RedisCache
 from ai_spine_tools.core._context import SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools.core._output import ENCODER, check_finite, unserializable
-from ai_spine_tools.core._schema import invalid_json
-from ai_spine_tools.core._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools.core._tool import DEFAULT_TIMEOUT_MS, Tool
 from ai_spine_tools.exceptions import (
     ConfigurationError,
@@ -30,11 +29,12 @@ from ai_spine_tools.exceptions import (
     ExecutionError,
     ExecutionTimeoutError,
     MethodNotAllowedError,
-    ServerConfigurationError,
+    MissingExtraError,
     ToolError,
     ValidationError,
     ValidationIssue,
 )
+from ai_spine_tools.fields._schema import invalid_json
 from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.observability._instance import InstanceMetrics
 from ai_spine_tools.observability._logging import log_execution
@@ -68,11 +68,12 @@ from ai_spine_tools.server._wire import (
     _now_iso,
     _replay,
     _Success,
+    error_envelope,
 )
 
 if TYPE_CHECKING:
-    from ai_spine_tools.interop._mcp import MCPEndpoint
     from ai_spine_tools.observability._tracing import Tracing
+    from ai_spine_tools.server._mcp import MCPEndpoint
 
 __all__ = ["ToolApp", "create_app", "with_middleware"]
 
@@ -185,7 +186,7 @@ class ToolApp:
         self.mcp: MCPEndpoint | None = None
         """MCP over Streamable HTTP at ``/mcp`` (``AI_SPINE_MCP``); see ``_mcp``."""
         if self.settings.mcp:
-            from ai_spine_tools.interop._mcp import MCPEndpoint
+            from ai_spine_tools.server._mcp import MCPEndpoint
 
             self.mcp = MCPEndpoint(self)
         self.serves_directly = not tool.streams
@@ -735,13 +736,12 @@ class ToolApp:
         execution_id: str | None = None,
         errors_as_200: bool = False,
     ) -> Response:
-        body: dict[str, Any] = {
-            "execution_id": execution_id,
-            "status": "error",
-            **exc.to_dict(),
-            "execution_time_ms": round((time.perf_counter() - request.started) * 1000.0, 3),
-            "timestamp": _now_iso(),
-        }
+        body = error_envelope(
+            exc,
+            execution_id=execution_id,
+            took_ms=round((time.perf_counter() - request.started) * 1000.0, 3),
+            timestamp=_now_iso(),
+        )
         headers = []
         if exc.retry_after_ms is not None and exc.status in (429, 503):
             headers.append((b"retry-after", str(max(1, -(-exc.retry_after_ms // 1000))).encode()))
@@ -759,10 +759,8 @@ def _tracing(tool: Tool) -> Tracing:
     try:
         from ai_spine_tools.observability._tracing import Tracing
     except ImportError:
-        raise ServerConfigurationError(
-            "AI_SPINE_TRACING is on but OpenTelemetry is not installed: "
-            "pip install 'ai-spine-tools[otel]'",
-            details={"variable": "AI_SPINE_TRACING"},
+        raise MissingExtraError(
+            "AI_SPINE_TRACING", "OpenTelemetry", "otel", variable="AI_SPINE_TRACING"
         ) from None
     return Tracing(tool.name)
 
@@ -774,10 +772,8 @@ def _shared_cache(settings: ServerSettings) -> RedisCache | None:
     try:
         return RedisCache.from_settings(settings)
     except ImportError:
-        raise ServerConfigurationError(
-            "REDIS_URL (or REDIS_HOST) is set but the redis package is not installed: "
-            "pip install 'ai-spine-tools[redis]'",
-            details={"variable": "REDIS_URL"},
+        raise MissingExtraError(
+            "REDIS_URL (or REDIS_HOST)", "the redis package", "redis", variable="REDIS_URL"
         ) from None
 
 

@@ -9,8 +9,8 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ai_spine_tools.core._processes import configure_processes
 from ai_spine_tools.outbound._http import configure_http
-from ai_spine_tools.outbound._processes import configure_processes
 from ai_spine_tools.server._wire import Receive, Send
 
 if TYPE_CHECKING:

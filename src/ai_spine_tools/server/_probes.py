@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from ai_spine_tools import __version__
+from ai_spine_tools._version import __version__
 from ai_spine_tools.interop._openapi import openapi_document
 from ai_spine_tools.observability import _dashboard
 from ai_spine_tools.server._wire import Request, Response, Scope, _now_iso

@@ -8,7 +8,6 @@ parse) and the security headers every answer carries.
 
 from __future__ import annotations
 
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +19,9 @@ from ai_spine_tools.exceptions import (
     RequestTimeoutError,
     ToolError,
 )
+from ai_spine_tools.observability._timestamps import now_iso
 from ai_spine_tools.security._headers import API_SECURITY_HEADERS
+from ai_spine_tools.server._wire import error_envelope
 
 __all__ = [
     "error_response",
@@ -45,16 +46,8 @@ def status_line(status: int) -> bytes:
 
 
 def _envelope(error: ToolError) -> bytes:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     return msgspec.json.encode(
-        {
-            "execution_id": None,
-            "status": "error",
-            **error.to_dict(),
-            "execution_time_ms": 0.0,
-            "timestamp": f"{stamp}.{int(now % 1 * 1000):03d}Z",
-        }
+        error_envelope(error, execution_id=None, took_ms=0.0, timestamp=now_iso())
     )
 
 

@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 import uvicorn
 
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._loader import load_tool, locate
-from ai_spine_tools.core._settings import ServerSettings
 from ai_spine_tools.core._tool import Tool
-from ai_spine_tools.exceptions import ToolDefinitionError
+from ai_spine_tools.exceptions import MissingExtraError, ToolDefinitionError
 from ai_spine_tools.observability._instance import METRICS_DIR_VARIABLE
 from ai_spine_tools.observability._logging import log_config
 from ai_spine_tools.server._app import ToolApp, with_middleware
@@ -143,9 +143,7 @@ def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> No
         from granian import Granian
         from granian.http import HTTP1Settings
     except ImportError:
-        raise ToolDefinitionError(
-            "granian is not installed: pip install 'ai-spine-tools[granian]'"
-        ) from None
+        raise MissingExtraError("--server granian", "granian", "granian") from None
     server = Granian(
         target,
         address=settings.host,

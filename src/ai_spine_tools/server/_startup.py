@@ -22,13 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ai_spine_tools.core._config import env_name
-from ai_spine_tools.core._settings import (
+from ai_spine_tools._settings import (
     DEPRECATED_SETTINGS,
     DOCUMENTED_SETTINGS,
     SECURITY_SETTINGS,
     ServerSettings,
 )
+from ai_spine_tools.core._config import env_name
 from ai_spine_tools.exceptions import UnknownSettingError
 
 if TYPE_CHECKING:

@@ -25,10 +25,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ai_spine_tools.core._deadlines import deadlines
 from ai_spine_tools.core._failures import error_for
 from ai_spine_tools.core._output import ENCODER, check_finite, unserializable
 from ai_spine_tools.exceptions import ExecutionTimeoutError, ToolError
+from ai_spine_tools.resilience._deadlines import deadlines
+from ai_spine_tools.server._wire import error_envelope
 
 __all__ = ["NDJSON", "SSE", "ResultStream", "wants_sse"]
 
@@ -204,12 +205,13 @@ class ResultStream:
         else:
             record = {
                 "type": "error",
-                "execution_id": self.execution_id,
-                "status": "error",
-                **self._error.to_dict(),
-                "items_sent": self.count,
-                "execution_time_ms": took_ms,
-                "timestamp": self._now(),
+                **error_envelope(
+                    self._error,
+                    execution_id=self.execution_id,
+                    took_ms=took_ms,
+                    timestamp=self._now(),
+                    items_sent=self.count,
+                ),
             }
         body: bytes = self._encode(record)
         if self._sse:

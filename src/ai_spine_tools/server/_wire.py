@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
-from ai_spine_tools.exceptions import PayloadTooLargeError
+from ai_spine_tools.exceptions import PayloadTooLargeError, ToolError
+from ai_spine_tools.observability._timestamps import now_iso
 
 if TYPE_CHECKING:
     from ai_spine_tools.server._streaming import ResultStream
@@ -63,6 +64,26 @@ class _CachedSuccess(msgspec.Struct, omit_defaults=True):
     timestamp: str
     metadata: dict[str, Any] | None = None
     cache: _CacheBlock | None = None
+
+
+def error_envelope(
+    error: ToolError,
+    *,
+    execution_id: str | None,
+    took_ms: float,
+    timestamp: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The HTTP contract's error envelope of ``error`` (``extra`` fields after the error's own);
+    every error answer, from the app, the connection or a stream, is written from it."""
+    return {
+        "execution_id": execution_id,
+        "status": "error",
+        **error.to_dict(),
+        **extra,
+        "execution_time_ms": took_ms,
+        "timestamp": timestamp,
+    }
 
 
 class _DisconnectedError(Exception):
@@ -190,19 +211,4 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_clock_second = -1
-_clock_prefix = ""
-
-
-def _now_iso() -> str:
-    """Return the current UTC time as ISO-8601 with milliseconds and ``Z``.
-
-    The date-and-seconds part is formatted once per second: strftime per call cost 1 µs.
-    """
-    global _clock_second, _clock_prefix
-    now = time.time()
-    second = int(now)
-    if second != _clock_second:
-        _clock_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _clock_second = second
-    return f"{_clock_prefix}.{int((now - second) * 1000):03d}Z"
+_now_iso = now_iso  # the timestamp of every answer (one format: _timestamps)

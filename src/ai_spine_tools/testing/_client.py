@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools.core._settings import ServerSettings
+from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.server._app import create_app
 from ai_spine_tools.server._inprocess import InProcessApp

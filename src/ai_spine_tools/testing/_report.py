@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from ai_spine_tools.exceptions import MissingExtraError
+
 __all__ = ["LatencySummary", "LoadTestReport", "TimelinePoint", "percentile"]
 
 _MAX_TIMELINE_ROWS = 60
@@ -167,9 +169,7 @@ class LoadTestReport:
         try:
             from matplotlib.figure import Figure
         except ImportError:
-            raise ImportError(
-                "LoadTestReport.plot needs matplotlib: pip install 'ai-spine-tools[testing]'"
-            ) from None
+            raise MissingExtraError("LoadTestReport.plot", "matplotlib", "testing") from None
         points = self.timeline
         seconds = [p.second for p in points]
         figure = Figure(figsize=(10, 6.5), layout="constrained")

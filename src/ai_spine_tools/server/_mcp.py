@@ -8,7 +8,7 @@ Two transports serve the same MCP server:
   request, and answers are plain JSON.
 - stdio (``ai-spine mcp path/to/tool.py``), for desktop agents that start the tool themselves.
   Every request read before the end of input is answered before the server exits (the SDK
-  cancels the handlers still running when its input ends; ``_Draining`` holds that end back).
+  cancels the handlers still running when its input ends; ``_mcp_stdio`` holds that end back).
 
 Either way, the server lists one tool whose ``inputSchema`` is ``tool.json_schema()``, and a
 ``tools/call`` runs through ``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
@@ -22,12 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import sys
 from typing import TYPE_CHECKING, Any
 
-from ai_spine_tools.exceptions import ServerConfigurationError
+from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError
 from ai_spine_tools.interop._export import mcp_tool
 
 if TYPE_CHECKING:
@@ -35,36 +32,29 @@ if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
     from mcp.server.lowlevel import Server
 
-    from ai_spine_tools.core._settings import ServerSettings
-    from ai_spine_tools.core._tool import Tool
     from ai_spine_tools.server._app import ToolApp
     from ai_spine_tools.server._wire import Receive, Scope, Send
 
-__all__ = ["MCPEndpoint", "mcp_server", "serve_stdio"]
-
-_DRAIN_GRACE_S = 5.0  # past an execution's deadline, for its answer to be written
-
-_MISSING_SDK = (
-    "MCP needs the mcp package, which is not installed: pip install 'ai-spine-tools[mcp]'"
-)
+__all__ = ["MCPEndpoint", "mcp_server", "require_sdk", "tool_result"]
 
 
-def _require_sdk() -> None:
+def require_sdk() -> None:
     try:
         import mcp.server.lowlevel  # noqa: F401
     except ImportError as exc:
-        missing = (exc.name or "mcp").partition(".")[0] in ("mcp", "mcp_types")
+        if (exc.name or "mcp").partition(".")[0] in ("mcp", "mcp_types"):
+            raise MissingExtraError(
+                "MCP", "the mcp package", "mcp", variable="AI_SPINE_MCP"
+            ) from None
         raise ServerConfigurationError(
-            _MISSING_SDK
-            if missing
-            else f"MCP cannot start: importing the mcp package failed: {exc}",
+            f"MCP cannot start: importing the mcp package failed: {exc}",
             details={"variable": "AI_SPINE_MCP"},
         ) from None
 
 
 def mcp_server(app: ToolApp) -> Server[Any]:
     """Return the MCP server of ``app``'s tool: one tool, called through ``app.execute_call``."""
-    _require_sdk()
+    require_sdk()
     import mcp_types as types
     from mcp.server.lowlevel import Server
     from mcp.shared.exceptions import MCPError
@@ -159,7 +149,7 @@ class MCPEndpoint:
     """
 
     def __init__(self, app: ToolApp) -> None:
-        _require_sdk()
+        require_sdk()
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
         self.server = mcp_server(app)
@@ -207,158 +197,3 @@ class MCPEndpoint:
         if not self._ready.is_set():
             await self.start()
         await self.sessions.handle_request(scope, receive, send)
-
-
-async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
-    """Serve ``tool`` over MCP on stdin and stdout until the client closes stdin or the process
-    gets SIGTERM; the tool's ``setup`` runs first and its ``cleanup`` last, either way.
-
-    Calls go through the same corridor as over HTTP, minus authentication: the client is the
-    local process that started this one. While the protocol runs, the SDK points the process's
-    stdout at stderr, so stray prints of the tool cannot corrupt it. On SIGTERM the process exits
-    (0) right after ``cleanup``: closing the protocol's streams would wait for a read of stdin
-    that only ends when the client writes or closes it.
-    """
-    _require_sdk()
-    from mcp.server.stdio import stdio_server
-
-    from ai_spine_tools.server._app import ToolApp
-    from ai_spine_tools.server._inprocess import InProcessApp
-
-    # No /mcp endpoint of its own; and no authentication: that is the HTTP door's.
-    app = ToolApp(tool, settings.replace(mcp=False))
-    server = mcp_server(app)
-    host = InProcessApp(app)  # runs the app's lifespan: setup, shared cache, cleanup
-    with contextlib.redirect_stdout(sys.stderr):  # what setup and cleanup print, too
-        await host.start()  # RuntimeError naming why, if setup fails
-    try:
-        async with stdio_server() as (read, write):
-            options = server.create_initialization_options()
-            answers = _Answers(grace_s=app.timeout_ms / 1000.0 + _DRAIN_GRACE_S)
-            running = asyncio.ensure_future(
-                server.run(_Draining(read, answers), _Answering(write, answers), options)
-            )
-            terminated = _cancel_on_sigterm(running)
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-            if terminated.is_set():
-                with contextlib.redirect_stdout(sys.stderr):
-                    await host.stop()
-                sys.stderr.flush()
-                os._exit(0)
-    finally:
-        with contextlib.redirect_stdout(sys.stderr):
-            await host.stop()
-
-
-class _Answers:
-    """The ids of the requests read from stdin and not yet answered."""
-
-    def __init__(self, *, grace_s: float) -> None:
-        self.pending: set[Any] = set()
-        self.grace_s = grace_s
-        self._settled = asyncio.Event()
-        self._settled.set()
-
-    def expect(self, request_id: Any) -> None:
-        self.pending.add(request_id)
-        self._settled.clear()
-
-    def answered(self, request_id: Any) -> None:
-        self.pending.discard(request_id)
-        if not self.pending:
-            self._settled.set()
-
-    async def all_answered(self) -> None:
-        """Wait until every request read has its answer (at most ``grace_s``: an execution's
-        deadline bounds each, so this only ends a request the client cancelled)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), self.grace_s)
-
-
-class _Draining:
-    """The stdio read stream, whose end (stdin closed) comes only once every request it gave
-    has been answered."""
-
-    def __init__(self, inner: Any, answers: _Answers) -> None:
-        self._inner = inner
-        self._answers = answers
-
-    @property
-    def last_context(self) -> Any:
-        return getattr(self._inner, "last_context", None)
-
-    async def receive(self) -> Any:
-        import anyio
-        import mcp_types as types
-
-        try:
-            item = await self._inner.receive()
-        except anyio.EndOfStream:
-            await self._answers.all_answered()
-            raise
-        message = getattr(item, "message", None)
-        if isinstance(message, types.JSONRPCRequest):
-            self._answers.expect(message.id)
-        elif isinstance(message, types.JSONRPCNotification) and (
-            message.method == "notifications/cancelled"
-        ):  # a cancelled request gets no answer
-            self._answers.answered((message.params or {}).get("requestId"))
-        return item
-
-    def __aiter__(self) -> _Draining:
-        return self
-
-    async def __anext__(self) -> Any:
-        import anyio
-
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> _Draining:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-class _Answering:
-    """The stdio write stream, noting each request answered."""
-
-    def __init__(self, inner: Any, answers: _Answers) -> None:
-        self._inner = inner
-        self._answers = answers
-
-    async def send(self, item: Any, /) -> None:
-        await self._inner.send(item)
-        message = getattr(item, "message", None)
-        request_id = getattr(message, "id", None)
-        if request_id is not None and not hasattr(message, "method"):  # a response or an error
-            self._answers.answered(request_id)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> _Answering:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-def _cancel_on_sigterm(task: asyncio.Future[Any]) -> asyncio.Event:
-    """Cancel ``task`` on SIGTERM; the event tells that it happened."""
-    terminated = asyncio.Event()
-
-    def stop() -> None:
-        terminated.set()
-        task.cancel()
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals (Windows, a thread)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
-    return terminated

@@ -41,9 +41,9 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from ai_spine_tools.core._processcalls import describe, pack_call, serve, unpack_reply
 from ai_spine_tools.exceptions import ServiceUnavailableError, WorkerCrashedError
 from ai_spine_tools.observability._metrics import usable_cores
-from ai_spine_tools.outbound._processcalls import describe, pack_call, serve, unpack_reply
 
 __all__ = [
     "ProcessPool",
@@ -440,7 +440,7 @@ def shared_pool() -> ProcessPool:
     global _shared
     with _shared_lock:
         if _shared is None or _shared.closed:
-            from ai_spine_tools.core._settings import process_workers_from_env
+            from ai_spine_tools._settings import process_workers_from_env
             from ai_spine_tools.outbound._pools import register_pool
 
             size = _configured or process_workers_from_env() or usable_cores()

@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from ai_spine_tools.core._secrets import hiding
 from ai_spine_tools.exceptions import InvalidJSONError, ValidationError, ValidationIssue
 from ai_spine_tools.fields import MISSING, ArrayField, Field, ObjectField
+from ai_spine_tools.fields._secrets import hiding
 
 __all__ = [
     "IssueList",
