@@ -329,9 +329,7 @@ class _Parser:
             if char == "]" and not first:
                 self.at += 1
                 break
-            if (
-                char == "["
-            ):  # a POSIX class [:alpha:] for RE2, a nested set to warn about for Python
+            if char == "[":  # [:alpha:] is a POSIX class to RE2, a nested set to Python
                 raise _OutsideError
             if char == "-" and not first and self._peek(1) != "]":
                 raise _OutsideError  # a dash that is neither a range nor the last item
