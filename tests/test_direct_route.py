@@ -312,12 +312,12 @@ def test_large_bodies_and_wrapped_apps_take_the_asgi_path() -> None:
 
 
 def test_every_request_is_counted_once(app: CountingApp, served: Served) -> None:
-    requests = sum(app.requests_by_key.values())
+    requests = sum(app.gate.requests_by_key.values())
     executions = app.tool.metrics.latency.count
     hits = app.tool.cache.hits
     for q in ["count-a", "count-a", "count-a", "count-b"]:
         assert exchange(served.port, [execute_request(q)]).status == 200
-    assert sum(app.requests_by_key.values()) == requests + 4
+    assert sum(app.gate.requests_by_key.values()) == requests + 4
     assert app.tool.metrics.latency.count == executions + 4
     assert app.tool.cache.hits == hits + 2
 

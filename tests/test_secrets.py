@@ -198,8 +198,8 @@ async def test_a_planted_secret_appears_in_no_output_channel(
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    assert app._tracing is not None
-    app._tracing._tracer = provider.get_tracer("sweep")  # this app's spans, captured here
+    assert app.pipeline.tracing is not None
+    app.pipeline.tracing._tracer = provider.get_tracer("sweep")  # this app's spans, captured here
     outputs: list[str] = []
     async with AsyncToolTestClient(app) as client:
         for method, path, body, headers in requests():

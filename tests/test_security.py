@@ -119,7 +119,7 @@ async def test_html_pages_get_the_page_policy_with_their_inline_blocks_hashed(
     async def page(request: Request) -> Response:  # what a /dashboard handler answers
         return Response(200, PAGE, [], content_type=b"text/html; charset=utf-8")
 
-    app._routes["/page"] = {"GET": page}
+    app.routes["/page"] = {"GET": page}
     async with AsyncToolTestClient(app) as client:
         html = await client.get("/page")
         api = await client.get("/health")

@@ -177,7 +177,7 @@ async def test_a_client_that_disconnects_stops_the_generator() -> None:
     )
     assert len(chunks) < 10
     assert streamer.state["closed"] == before + 1
-    assert app.in_flight == 0  # the stream gave its execution slot back
+    assert app.admission.in_flight == 0  # the stream gave its execution slot back
     assert streamer.tool.metrics.by_code["CLIENT_DISCONNECTED"] >= 1
 
 
@@ -189,7 +189,7 @@ async def test_a_stream_holds_its_execution_slot_until_it_ends() -> None:
     second = await _drive(app, {"input_data": {"count": 1}})
     assert json.loads(second[-1][1])["error_code"] == "OVERLOADED"
     await first
-    assert app.in_flight == 0
+    assert app.admission.in_flight == 0
 
 
 async def test_async_generator_methods_and_fewer_arguments_stream_too() -> None:

@@ -143,6 +143,12 @@ class Tool:
         """The function given as ``execute`` (for inspection)."""
         return self._execute
 
+    @property
+    def stream_function(self) -> Execute:
+        """The function given as ``execute``, as declared: for a streaming tool its async
+        generator function (``execute_function`` is then what collects its items)."""
+        return self._stream
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def configure(self, values: Mapping[str, Any] | None = None, /, **options: Any) -> Tool:

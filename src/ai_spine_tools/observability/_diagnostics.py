@@ -33,7 +33,7 @@ class Diagnostics:
             stacks=settings.blocking_stacks,
             busy=busy,
         )
-        self.loop.watch_tool(tool.name, tool.execute_function, tool._stream)
+        self.loop.watch_tool(tool.name, tool.execute_function, tool.stream_function)
         self.leaks = LeakWatch(
             lambda: tool.metrics.total,
             interval=settings.leak_sample_interval_s,

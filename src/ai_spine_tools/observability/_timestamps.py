@@ -24,5 +24,13 @@ def iso_timestamp(seconds: float) -> str:
 
 
 def now_iso() -> str:
-    """Return the current time as ``iso_timestamp`` writes it."""
-    return iso_timestamp(time.time())
+    """Return the current time as ``iso_timestamp`` writes it (its body inlined: one call less
+    on every answer)."""
+    global _cached
+    now = time.time()
+    whole = int(now)
+    second, prefix = _cached
+    if whole != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _cached = (whole, prefix)
+    return f"{prefix}.{int((now - whole) * 1000):03d}Z"

@@ -35,7 +35,8 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
                 return
             app.started_at = time.monotonic()
             watch_shutdown_signals(app)
-            app._log_requests = logger.isEnabledFor(app._log_level)  # logging is set now
+            pipeline = app.pipeline
+            pipeline.log_requests = logger.isEnabledFor(pipeline.log_level)  # logging is set
             if app.instance is not None:
                 app.instance.start()
             if app.diagnostics is not None:
@@ -80,13 +81,13 @@ def watch_shutdown_signals(app: ToolApp) -> None:
             signal.signal(number, handler)
         except ValueError:  # not the main thread: the host owns signals
             return
-        app._wrapped_signals.append((number, handler, previous))
+        app.wrapped_signals.append((number, handler, previous))
 
 
 def restore_signals(app: ToolApp) -> None:
     """Put back the handlers ``_watch_shutdown_signals`` wrapped, if still ours."""
-    while app._wrapped_signals:
-        number, handler, previous = app._wrapped_signals.pop()
+    while app.wrapped_signals:
+        number, handler, previous = app.wrapped_signals.pop()
         with contextlib.suppress(ValueError):
             if signal.getsignal(number) is handler:
                 signal.signal(number, previous)

@@ -50,7 +50,7 @@ async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
     try:
         async with stdio_server() as (read, write):
             options = server.create_initialization_options()
-            answers = _Answers(grace_s=app.timeout_ms / 1000.0 + _DRAIN_GRACE_S)
+            answers = _Answers(grace_s=app.pipeline.timeout_ms / 1000.0 + _DRAIN_GRACE_S)
             running = asyncio.ensure_future(
                 server.run(_Draining(read, answers), _Answering(write, answers), options)
             )

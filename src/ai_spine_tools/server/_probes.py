@@ -45,10 +45,10 @@ async def health(app: ToolApp, request: Request) -> Response:
         "requests": {
             "total": snapshot.total,
             "errors": snapshot.errors,
-            "in_flight": app.in_flight,
-            "queued": len(app._waiters),
-            "max_concurrent": app.max_in_flight,
-            "rejected_overloaded": app.overloaded,
+            "in_flight": app.admission.in_flight,
+            "queued": len(app.admission.queue),
+            "max_concurrent": app.admission.limit,
+            "rejected_overloaded": app.admission.rejected,
         },
     }
     breakers = app.tool.breakers.stats()
@@ -61,7 +61,7 @@ async def health(app: ToolApp, request: Request) -> Response:
             "errors": merged.errors,
             "in_flight": concurrency.get("in_flight", 0),
             "queued": concurrency.get("queued", 0),
-            "max_concurrent": app.max_in_flight,
+            "max_concurrent": app.admission.limit,
             "rejected_overloaded": concurrency.get("rejected", 0),
         }
         breakers = figures.get("breakers") or {}
@@ -73,7 +73,7 @@ async def health(app: ToolApp, request: Request) -> Response:
         body["breakers"] = breakers
         if state == "healthy" and any(b["state"] != "closed" for b in breakers.values()):
             body["status"] = "degraded"  # a dependency is failing; the tool still answers
-    return Response(503 if state == "unhealthy" else 200, app._encoder.encode(body), [])
+    return Response(503 if state == "unhealthy" else 200, app.encoder.encode(body), [])
 
 
 async def ready(app: ToolApp, request: Request) -> Response:
@@ -94,14 +94,14 @@ async def ready(app: ToolApp, request: Request) -> Response:
     body = {"ready": reason is None, "tool": app.tool.name, "timestamp": _now_iso()}
     if reason is not None:
         body["reason"] = reason
-    return Response(200 if reason is None else 503, app._encoder.encode(body), [])
+    return Response(200 if reason is None else 503, app.encoder.encode(body), [])
 
 
 async def schema(app: ToolApp, request: Request) -> Response:
     """``GET /schema``: the OpenAPI 3.1 document of this tool."""
-    if app._openapi is None:
-        app._openapi = app._encoder.encode(openapi_document(app.tool, auth=app.auth_on))
-    return Response(200, app._openapi, [])
+    if app.openapi is None:
+        app.openapi = app.encoder.encode(openapi_document(app.tool, auth=app.gate.on))
+    return Response(200, app.openapi, [])
 
 
 async def metrics(app: ToolApp, request: Request) -> Response:
@@ -112,7 +112,7 @@ async def metrics(app: ToolApp, request: Request) -> Response:
     accept = _exposition(request.scope)
     if app.instance is None and accept is None:  # one worker: what tool.get_metrics() says
         body = app.tool.get_metrics().to_dict()
-        auth = auth_figures(app)
+        auth = app.gate.figures()
     else:
         metrics, figures, workers = (
             (app.tool.metrics, instance_figures(app), 1)
@@ -136,23 +136,12 @@ async def metrics(app: ToolApp, request: Request) -> Response:
         auth = figures.get("auth")
     if auth is not None:
         body["auth"] = auth
-    return Response(200, app._encoder.encode(body), [])
+    return Response(200, app.encoder.encode(body), [])
 
 
 def instance_figures(app: ToolApp) -> dict[str, Any]:
     """This worker's figures of the moment: the tool's, and who called when auth is on."""
-    return {**app.tool.metrics.figures(), "auth": auth_figures(app)}
-
-
-def auth_figures(app: ToolApp) -> dict[str, Any] | None:
-    if not app.auth_on:
-        return None
-    return {
-        "api_keys_active": 0 if app.auth is None else len(app.auth.key_ids),
-        "signing_secrets_active": (0 if app.signatures is None else len(app.signatures.key_ids)),
-        "rejected": app.auth_rejected,
-        "requests_by_key": dict(app.requests_by_key),
-    }
+    return {**app.tool.metrics.figures(), "auth": app.gate.figures()}
 
 
 async def dashboard(app: ToolApp, request: Request) -> Response:
@@ -171,12 +160,12 @@ async def info(app: ToolApp, request: Request) -> Response:
         "sdk": f"ai-spine-tools/{__version__}",
         "endpoints": endpoints(app),
     }
-    return Response(200, app._encoder.encode(body), [])
+    return Response(200, app.encoder.encode(body), [])
 
 
 def endpoints(app: ToolApp) -> list[str]:
     """Return ``"METHOD /path"`` for each route."""
-    routes = [f"{method} {path}" for path, route in app._routes.items() for method in route]
+    routes = [f"{method} {path}" for path, route in app.routes.items() for method in route]
     return routes if app.mcp is None else [*routes, "POST /mcp"]
 
 
