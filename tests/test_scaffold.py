@@ -1,17 +1,21 @@
-"""``ai-spine new``: every template makes a project that installs, passes its own tests, serves,
+"""``ai-spine new``: from the built wheel, every template makes a project whose ``make test``
+passes in a clean shell, whose README's ``make serve`` (with ``.env``) and curls work as written,
 and whose Dockerfile and Kubernetes files point at routes that answer."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
-import venv
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +23,7 @@ import yaml
 from click.testing import CliRunner
 
 from ai_spine_tools.cli import main
-from ai_spine_tools.cli._scaffold import TEMPLATES, render_project
+from ai_spine_tools.cli._scaffold import TEMPLATES, render_project, sdk_requirement
 from ai_spine_tools.exceptions import ToolDefinitionError
 from serverproc import free_port
 
@@ -31,102 +35,163 @@ BUILT = [
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtual environment with this SDK's working tree (and its extras) installed."""
-    home = tmp_path_factory.mktemp("venv")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-e",
-            f"{ROOT}[redis,postgres]",
-            "pytest",
-            "pytest-asyncio",
-        ],
-        check=True,
+def user_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SDK as a user gets it: ``scripts/build`` (sdist and wheel, their checks, and the
+    smoke), then that wheel in a fresh virtual environment (the smoke's, kept)."""
+    scratch = tmp_path_factory.mktemp("release")
+    home = scratch / "user-venv"
+    built = subprocess.run(
+        [str(ROOT / "scripts" / "build"), "--outdir", str(scratch / "dist"), "--venv", str(home)],
+        capture_output=True,
+        text=True,
         timeout=600,
+        check=False,
     )
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "contents ok" in built.stdout
     return home
+
+
+@pytest.fixture(scope="module")
+def project_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the generated Makefiles install (VENV=...): made by the first ``make``, shared by
+    the projects after it, each installing itself once."""
+    return tmp_path_factory.mktemp("projects") / "venv"
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """A shell with none of this suite's virtual environment, settings or test variables."""
+    path = [
+        part
+        for part in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+        if part and not Path(part, "activate").exists()
+    ]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AI_SPINE_", "PYTEST", "REDIS_", "DATABASE_", "WEATHER_"))
+        and key not in ("VIRTUAL_ENV", "PYTHONPATH", "PORT", "HOST")
+    }
+    return {**env, "PATH": os.pathsep.join(path), **extra}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("template", BUILT)
-def test_a_generated_project_passes_its_tests_and_serves(
-    template: str, fresh_venv: Path, tmp_path: Path
+def test_a_new_project_from_the_wheel_passes_make_test_and_its_readme(
+    template: str, user_venv: Path, project_venv: Path, tmp_path: Path
 ) -> None:
-    name = f"{template}-demo"
-    project = render_project(name, template=template, directory=tmp_path / name, git=False)
+    name = f"{template}-demo-{os.getpid()}"
     package = name.replace("-", "_")
-    python = fresh_venv / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(project)],
-        check=True,
-        timeout=300,
-    )
-    service_env = {**os.environ, **_services(template, name)}
+    made = subprocess.run(
+        [str(user_venv / "bin" / "ai-spine"), "new", name, "--template", template, "--dir",
+         str(tmp_path / name), "--no-git"],
+        env=clean_environment(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    project = tmp_path / name
+    wheel = next((user_venv.parent / "dist").glob("*.whl"))
+    assert f"@ {wheel.as_uri()}" in (project / "pyproject.toml").read_text()
+
+    services = _services(template)
     tests = subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        ["make", "test", f"VENV={project_venv}"],
         cwd=project,
-        env=service_env,
+        env=clean_environment(**services),
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert re.search(r"\d+ passed", tests.stdout), tests.stdout
+    assert "skipped" not in tests.stdout, tests.stdout  # every service it needs was given
+    needed = {"database": "DATABASE_URL", "cached": "REDIS_URL"}.get(template)
+    if needed is not None:  # without it, the tests that need it skip and name it
+        alone = subprocess.run(
+            [str(project_venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
+            cwd=project,
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert alone.returncode == 0, alone.stdout + alone.stderr
+        assert re.search(rf"SKIPPED .*set {needed}", alone.stdout), alone.stdout
 
-    dockerfile = (project / "Dockerfile").read_text()
-    command = _json_after(r"^CMD (\[.*\])$", dockerfile)
-    healthcheck = _json_after(r"CMD (\[\"python\".*\])$", dockerfile)
-    deployment = yaml.safe_load((project / "k8s" / "deployment.yaml").read_text())
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == command == ["ai-spine", "serve", f"src/{package}/tool.py"]
-
+    # The README as written: cp .env.example .env, make serve, then each curl it shows.
     port = free_port()
-    env = {**service_env, "PORT": str(port), "HOST": "127.0.0.1"}
+    env_file = (project / ".env.example").read_text() + f"PORT={port}\nHOST=127.0.0.1\n"
+    env_file += "".join(f"{key}={value}\n" for key, value in services.items())
+    (project / ".env").write_text(env_file)
     server = subprocess.Popen(
-        [str(fresh_venv / "bin" / command[0]), *command[1:]],
+        ["make", "serve", f"VENV={project_venv}"],
         cwd=project,
-        env=env,
+        env=clean_environment(),  # settings come from .env alone
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, server)
-        example = httpx.get(f"{base}/schema").json()["paths"]["/api/execute"]["post"][
-            "requestBody"
-        ]["content"]["application/json"]["example"]
-        reply = httpx.post(f"{base}/api/execute", json=example, timeout=30)
-        assert reply.status_code == 200, reply.text
-        assert reply.json()["status"] == "success"
+        curls = re.findall(r"^curl .*$", (project / "README.md").read_text(), re.MULTILINE)
+        assert len(curls) == 3, curls
+        for line in curls:
+            command = line.split("  #")[0].replace("localhost:3000", f"localhost:{port}")
+            done = subprocess.run(
+                ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
+            )
+            answer = json.loads(done.stdout)
+            if "/api/execute" in command:
+                assert answer["status"] == "success", answer
+
+        dockerfile = (project / "Dockerfile").read_text()
+        command = _json_after(r"^CMD (\[.*\])$", dockerfile)
+        healthcheck = _json_after(r"CMD (\[\"python\".*\])$", dockerfile)
+        deployment = yaml.safe_load((project / "k8s" / "deployment.yaml").read_text())
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == command == ["ai-spine", "serve", f"src/{package}/tool.py"]
         for probe in ("livenessProbe", "readinessProbe"):
             assert httpx.get(base + container[probe]["httpGet"]["path"]).status_code == 200
         docker_health = subprocess.run(
-            [str(python), *healthcheck[1:]], env=env, timeout=30, check=False
+            [str(project_venv / "bin" / "python"), *healthcheck[1:]],
+            env=clean_environment(PORT=str(port)),
+            timeout=30,
+            check=False,
         )
         assert docker_health.returncode == 0
     finally:
-        server.terminate()
-        server.wait(20)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        if template == "database":
+            _drop_table(services["DATABASE_URL"], f"{package}_cities")
 
 
-def _services(template: str, name: str) -> dict[str, str]:
+def _services(template: str) -> dict[str, str]:
     """The environment each template's project needs here: local services, never the internet."""
     if template == "database":
         return {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"}
     if template == "cached":
-        prefix = f"scaffold-{name}-{os.getpid()}:"
+        prefix = f"scaffold-{os.getpid()}:"
         return {"REDIS_URL": "redis://127.0.0.1:6379/0", "AI_SPINE_REDIS_PREFIX": prefix}
     if template == "http-api":
         return {"WEATHER_API_URL": _forecast_stub()}
     return {}
+
+
+def _drop_table(dsn: str, table: str) -> None:
+    """Drop the table the served tool created (the project's tests drop their own)."""
+    import asyncpg
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
 
 
 class _Forecast(BaseHTTPRequestHandler):
@@ -251,3 +316,113 @@ def test_check_and_schema_commands_on_a_generated_project(tmp_path: Path) -> Non
     assert "0 problem(s)" in checked.output
     printed = CliRunner().invoke(main, ["schema", target, "--format", "json-schema"])
     assert json.loads(printed.output)["required"] == ["text"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (">=0.2,<0.3", "ai-spine-tools[redis]>=0.2,<0.3"),
+        ("ai-spine-tools==0.2.1", "ai-spine-tools[redis]==0.2.1"),
+        ("ai_spine_tools[mcp] @ file:///w/x.whl", "ai-spine-tools[mcp,redis] @ file:///w/x.whl"),
+        (
+            "git+https://github.com/example/ai-spine-tools@v0.2",
+            "ai-spine-tools[redis] @ git+https://github.com/example/ai-spine-tools@v0.2",
+        ),
+        ("https://example.com/x.whl", "ai-spine-tools[redis] @ https://example.com/x.whl"),
+    ],
+)
+def test_sdk_spec_forms(spec: str, expected: str) -> None:
+    assert sdk_requirement("[redis]", spec) == expected
+
+
+def test_sdk_spec_of_a_local_wheel_or_source_is_a_file_url(tmp_path: Path) -> None:
+    wheel = tmp_path / "ai_spine_tools-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    assert sdk_requirement("", str(wheel)) == f"ai-spine-tools @ {wheel.as_uri()}"
+    assert sdk_requirement("", str(ROOT)) == f"ai-spine-tools @ {ROOT.as_uri()}"
+
+
+@pytest.mark.parametrize("spec", ["", "nonsense", "/no/such/dir"])
+def test_a_bad_sdk_spec_is_refused_and_nothing_is_written(spec: str, tmp_path: Path) -> None:
+    with pytest.raises(ToolDefinitionError, match="--sdk"):
+        render_project("p", directory=tmp_path / "p", git=False, sdk=spec)
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        ({"url": "file:///w/ai_spine_tools-0.1.0-py3-none-any.whl", "archive_info": {}},
+         "file:///w/ai_spine_tools-0.1.0-py3-none-any.whl"),
+        ({"url": "file:///src/ai-spine-tools", "dir_info": {"editable": True}},
+         "file:///src/ai-spine-tools"),
+        ({"url": "https://github.com/o/r", "vcs_info": {"vcs": "git", "commit_id": "abc123",
+          "requested_revision": "main"}}, "git+https://github.com/o/r@abc123"),
+        ({"url": "https://github.com/o/r", "subdirectory": "py",
+          "vcs_info": {"vcs": "git", "commit_id": "abc123"}},
+         "git+https://github.com/o/r@abc123#subdirectory=py"),
+    ],
+)  # fmt: skip
+def test_the_sdk_is_referenced_as_pep_610_says_it_was_installed(
+    direct_url: dict[str, Any], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        importlib.metadata, "distribution", lambda name: _Installed(json.dumps(direct_url))
+    )
+    assert sdk_requirement("[postgres]") == f"ai-spine-tools[postgres] @ {expected}"
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("0.1.0", ">=0.1.0,<0.2"), ("1.4.2", ">=1.4.2,<2"), ("0.12.3rc1", ">=0.12.3rc1,<0.13")],
+)
+def test_an_sdk_from_an_index_is_a_compatible_range(
+    version: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: _Installed(None, version))
+    assert sdk_requirement() == f"ai-spine-tools{expected}"
+
+
+class _Installed:
+    """What importlib.metadata says of an installed ai-spine-tools."""
+
+    def __init__(self, direct_url: str | None, version: str = "0.1.0") -> None:
+        self.direct_url, self.version = direct_url, version
+
+    def read_text(self, name: str) -> str | None:
+        return self.direct_url if name == "direct_url.json" else None
+
+
+def test_cli_new_says_what_the_project_depends_on(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "new",
+            "pinned",
+            "--dir",
+            str(tmp_path / "p"),
+            "--yes",
+            "--no-git",
+            "--sdk",
+            "ai-spine-tools==0.1.0",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "depends on ai-spine-tools==0.1.0" in result.output
+    pyproject = (tmp_path / "p" / "pyproject.toml").read_text()
+    assert 'dependencies = ["ai-spine-tools==0.1.0"]' in pyproject
+    assert '"ai-spine-tools[testing]==0.1.0"' in pyproject
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_the_readme_curl_sends_an_input_the_tool_accepts(template: str, tmp_path: Path) -> None:
+    from ai_spine_tools.core._loader import load_tool
+
+    name = f"curl-{template}"
+    project = render_project(name, template=template, directory=tmp_path / name, git=False)
+    readme = (project / "README.md").read_text()
+    body = re.search(r"-d '(\{.*\})'", readme)
+    assert body is not None
+    tool = load_tool(str(project / "src" / name.replace("-", "_") / "tool.py"))
+    values = tool.input_schema.validate(json.loads(body.group(1))["input_data"])
+    assert values

@@ -313,3 +313,52 @@ def test_importing_the_package_does_not_import_the_toolkit() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.split() == ["False", "False"]
+
+
+def stateful_tool() -> Tool:
+    """A tool whose executions leave state: a breaker that opens, a cached result, a metric."""
+
+    async def execute(input: dict[str, Any], context: Any) -> dict[str, Any]:
+        context.metrics.increment("calls")
+        if input["name"] == "fail":
+            async with context.breaker("upstream", failure_threshold=1, recovery_timeout=60):
+                raise ConnectionError("down")
+        return {"name": input["name"]}
+
+    return create_tool(
+        metadata={"name": "stateful", "version": "1.0.0", "description": "leaves state"},
+        schema={"input": {"name": string_field(max_length=10)}},
+        execute=execute,
+        cache={"ttl": 600},
+    )
+
+
+def leave_state(client: ToolTestClient) -> None:
+    client.execute({"name": "fail"})
+    assert client.execute({"name": "fail"}).error_code == "CIRCUIT_OPEN"
+    assert client.execute({"name": "x"}).headers["x-cache"] == "MISS"
+
+
+def test_each_client_starts_from_a_reset_tool() -> None:
+    tool = stateful_tool()
+    with ToolTestClient(tool) as client:
+        leave_state(client)
+    with ToolTestClient(tool) as client:  # as the next test would
+        assert tool.get_metrics().custom == {}
+        assert client.execute({"name": "x"}).headers["x-cache"] == "MISS"
+        assert client.execute({"name": "fail"}).error_code != "CIRCUIT_OPEN"
+
+
+def test_reset_false_keeps_the_state() -> None:
+    tool = stateful_tool()
+    with ToolTestClient(tool) as client:
+        leave_state(client)
+    with ToolTestClient(tool, reset=False) as client:
+        assert tool.get_metrics().custom["calls"] == 3
+        assert client.execute({"name": "x"}).headers["x-cache"] == "HIT"
+        assert client.execute({"name": "fail"}).error_code == "CIRCUIT_OPEN"
+
+
+def test_a_misspelt_setting_names_the_right_one() -> None:
+    with pytest.raises(TypeError, match="did you mean 'request_timeout_ms'"):
+        ToolTestClient(weather.tool, request_timeout=200)

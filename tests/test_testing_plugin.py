@@ -158,6 +158,85 @@ def test_after():
     result.assert_outcomes(passed=2)
 
 
+def test_async_tests_run_as_written_without_pytest_asyncio(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import asyncio
+from ai_spine_tools.core._loader import load_tool
+from ai_spine_tools.testing import ToolTestClient
+
+tool = load_tool(WEATHER)
+
+async def test_weather_async():
+    async with ToolTestClient(tool) as client:
+        response = await client.execute({"city": "Madrid"})
+    assert response.output_data["city"] == "Madrid"
+
+async def test_a_failing_async_test_fails():
+    await asyncio.sleep(0)
+    assert False, "reached"
+""",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: reached*"])
+
+
+def test_http_stub_fixture_answers_the_tool_clients_context_http(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(
+        pytester,
+        """
+import pytest
+from ai_spine_tools import create_tool
+
+async def execute(input, context):
+    return (await context.http.get("https://api.example.com/v1/rates")).json()
+
+@pytest.fixture
+def tool():
+    return create_tool(metadata={"name": "rates", "version": "1.0.0", "description": "x"},
+                       execute=execute)
+
+def test_rates(tool_client, http_stub):
+    http_stub.get("https://api.example.com/v1/rates", json={"eur": 1.1})
+    assert tool_client.execute({}).output_data == {"eur": 1.1}
+    assert http_stub.requests[0].path == "/v1/rates"
+""",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_tool_client_resets_state_between_tests(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+import pytest
+from ai_spine_tools import create_tool
+
+async def execute(input, context):
+    context.metrics.increment("calls")
+    async with context.breaker("upstream", failure_threshold=1, recovery_timeout=60):
+        raise ConnectionError("down")
+
+tool_ = create_tool(metadata={"name": "flaky", "version": "1.0.0", "description": "x"},
+                    execute=execute)
+
+@pytest.fixture
+def tool():
+    return tool_
+
+@pytest.mark.parametrize("run", [1, 2])
+def test_breaker_starts_closed(tool_client, run):
+    assert tool_client.execute({}).error_code != "CIRCUIT_OPEN"
+    assert tool_client.execute({}).error_code == "CIRCUIT_OPEN"
+    assert tool_.get_metrics().custom == {"calls": 2}  # the second call counted, then refused
+""",
+    )
+    result.assert_outcomes(passed=2)
+
+
 def test_importing_the_plugin_loads_no_server_stack() -> None:
     # pytest imports the plugin in every project where the SDK is installed.
     code = "import ai_spine_tools.testing.plugin, json, sys; print(json.dumps(sorted(sys.modules)))"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -27,6 +28,7 @@ from ai_spine_tools import (
     array_field,
     create_tool,
     enum_field,
+    integer_field,
     string_field,
 )
 
@@ -645,3 +647,28 @@ async def test_array_input_reaches_execute_as_a_list() -> None:
         execute=lambda input: input["ids"],
     )
     assert (await tool.run({"ids": ["a", "b"]})).data == ["A", "B"]
+
+
+async def test_reset_closes_breakers_and_forgets_cached_results_and_custom_metrics() -> None:
+    async def execute(input: dict[str, Any], context: ToolContext) -> dict[str, Any]:
+        context.metrics.increment("calls")
+        return {"n": input["n"]}
+
+    tool = create_tool(
+        metadata={"name": "resettable", "version": "1.0.0", "description": "x"},
+        schema={"input": {"n": integer_field()}},
+        execute=execute,
+        cache={"ttl": 60},
+    )
+    breaker = tool.breakers.get("upstream", failure_threshold=1)
+    with contextlib.suppress(ConnectionError):
+        async with breaker:
+            raise ConnectionError("down")
+    await tool.cache.set(tool.cache.key({"n": 1}), "cached")
+    await tool.run({"n": 1})
+    assert breaker.stats()["state"] == "open"
+    assert tool.get_metrics().custom == {"calls": 1}
+    tool.reset()
+    assert breaker.stats()["state"] == "closed"
+    assert await tool.cache.get(tool.cache.key({"n": 1})) is None
+    assert tool.get_metrics().custom == {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from ai_spine_tools.exceptions import ServerConfigurationError
+from ai_spine_tools.exceptions import ServerConfigurationError, ToolDefinitionError
 
 __all__ = [
     "DEPRECATED_SETTINGS",
@@ -169,7 +170,16 @@ class ServerSettings:
         )
 
     def replace(self, **changes: Any) -> ServerSettings:
-        """Return a copy with ``changes`` applied (``None`` values are ignored)."""
+        """Return a copy with ``changes`` applied (``None`` values are ignored); an unknown
+        name raises ``ToolDefinitionError`` naming the closest setting."""
+        names = sorted(item.name for item in dataclasses.fields(self))
+        for key in changes:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ToolDefinitionError(
+                    f"unknown server setting {key!r}; {hint}the settings are: {', '.join(names)}"
+                )
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod

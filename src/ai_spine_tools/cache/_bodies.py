@@ -39,6 +39,10 @@ class RawBodies:
             return None  # never remembered, and not worth hashing
         return self._keys.get(body)
 
+    def clear(self) -> None:
+        """Forget every body."""
+        self._keys.clear()
+
     def forget(self, body: bytes) -> None:
         """Drop ``body`` (its result is gone)."""
         self._keys.pop(body, None)

@@ -137,6 +137,10 @@ class MemoryCache:
         """Remove every entry (the counters stay)."""
         self._data.clear()
 
+    def clear_nowait(self) -> None:
+        """``clear()`` without awaiting (memory only)."""
+        self._data.clear()
+
     async def close(self) -> None:
         """Nothing to release."""
 

@@ -181,6 +181,13 @@ class ToolCache:
         ``AI_SPINE_REDIS_PREFIX`` (which other tools sharing that prefix use too)."""
         await self.store.clear()
 
+    def reset(self) -> None:
+        """Forget this process's results and counters; Redis, shared with others, is left as is
+        (``await clear()`` empties it too)."""
+        self.memory.clear_nowait()
+        self.bodies.clear()
+        self.hits = self.misses = self.coalesced = self.bypassed = self.stored = 0
+
     async def close(self) -> None:
         """Close the shared level's connections."""
         await self.store.close()

@@ -32,9 +32,23 @@ __all__ = ["check", "new", "schema"]
 )
 @click.option("--no-git", is_flag=True, help="Do not run git init.")
 @click.option("--yes", "-y", is_flag=True, help="Ask nothing; use the defaults.")
-def new(name: str, template: str | None, directory: Path | None, no_git: bool, yes: bool) -> None:
+@click.option(
+    "--sdk",
+    default=None,
+    metavar="SPEC",
+    help="How the project depends on ai-spine-tools: a version range, a requirement, a URL, "
+    "or a wheel or source directory [as this SDK was installed].",
+)
+def new(
+    name: str,
+    template: str | None,
+    directory: Path | None,
+    no_git: bool,
+    yes: bool,
+    sdk: str | None,
+) -> None:
     """Create a new tool project called NAME, ready to test, serve and deploy."""
-    from ai_spine_tools.cli._scaffold import TEMPLATES, render_project
+    from ai_spine_tools.cli._scaffold import TEMPLATES, render_project, sdk_requirement
 
     if template is None:
         if yes or not sys.stdin.isatty():
@@ -43,11 +57,12 @@ def new(name: str, template: str | None, directory: Path | None, no_git: bool, y
             for key, item in TEMPLATES.items():
                 click.echo(f"  {key:<10} {item.summary}")
             template = click.prompt("Template", type=click.Choice(list(TEMPLATES)), default="basic")
-    path = render_project(name, template=template, directory=directory, git=not no_git)
+    path = render_project(name, template=template, directory=directory, git=not no_git, sdk=sdk)
     click.echo(f"Created {name} ({template}) in {path}")
+    click.echo(f"  depends on {sdk_requirement(TEMPLATES[template].extras, sdk)}")
     click.echo(f"  cd {path}")
-    click.echo("  make test    # install and run its tests")
-    click.echo("  make serve   # serve it on :3000")
+    click.echo("  make test    # install into .venv and run its tests")
+    click.echo("  make serve   # serve it on :3000 (settings from .env, if any)")
 
 
 @click.command()

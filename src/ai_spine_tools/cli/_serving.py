@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import click
 
+from ai_spine_tools.cli._envfile import ENV_FILE
 from ai_spine_tools.cli._group import warn_about_environment
 from ai_spine_tools.cli._params import JSON_OBJECT, TOOL_FILE, TOOL_FILE_QUIET, LoadedTool
 
@@ -46,6 +47,7 @@ __all__ = ["call", "dev", "mcp", "serve"]
     is_flag=True,
     help="Also serve the tool over MCP (Streamable HTTP) at /mcp [AI_SPINE_MCP].",
 )
+@ENV_FILE
 def serve(
     target: LoadedTool,
     host: str | None,
@@ -77,6 +79,7 @@ def serve(
 @click.argument("target", type=TOOL_FILE)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [PORT, 3000].")
+@ENV_FILE
 def dev(target: LoadedTool, host: str, port: int | None) -> None:
     """Serve TARGET for development: reload on change, full error messages, request log."""
     from ai_spine_tools.server._server import serve as run_server
@@ -98,6 +101,7 @@ def dev(target: LoadedTool, host: str, port: int | None) -> None:
 @click.argument("target", type=TOOL_FILE)
 @click.argument("input_data", metavar="INPUT", type=JSON_OBJECT, default="{}")
 @click.option("--config", type=JSON_OBJECT, default=None, help="Config as a JSON object.")
+@ENV_FILE
 def call(target: LoadedTool, input_data: dict[str, Any], config: dict[str, Any] | None) -> None:
     """Run the tool in TARGET once in-process with INPUT (a JSON object) and print the response.
 

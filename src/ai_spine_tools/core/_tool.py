@@ -195,6 +195,14 @@ class Tool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def reset(self) -> None:
+        """Forget what earlier executions left: close every breaker, drop the results cached in
+        this process (not those in Redis) and the custom metrics. Tests call it between tests
+        (``ToolTestClient`` does, unless ``reset=False``)."""
+        self.breakers.reset()
+        self.cache.reset()
+        self.metrics.custom.clear()
+
     async def check_health(self) -> Any:
         """Run the tool's ``health_check`` (``True`` when it has none)."""
         if self._health_check is None:

@@ -119,6 +119,14 @@ class CustomMetrics:
         self._kinds: dict[str, Kind] = {}
         self._dropped = False
 
+    def clear(self) -> None:
+        """Forget every counter, gauge and timer."""
+        self.counters.clear()
+        self.gauges.clear()
+        self.timers.clear()
+        self._kinds.clear()
+        self._dropped = False
+
     def increment(self, name: str, n: float = 1) -> None:
         """Add ``n`` to the counter ``name`` (created at 0)."""
         counters = self.counters

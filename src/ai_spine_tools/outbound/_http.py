@@ -15,7 +15,14 @@ from typing import Any
 
 from ai_spine_tools.outbound._http_client import HTTPClient, HTTPSettings
 
-__all__ = ["HTTPSettings", "close_shared_client", "configure_http", "http_stats", "shared_client"]
+__all__ = [
+    "HTTPSettings",
+    "close_shared_client",
+    "configure_http",
+    "http_stats",
+    "shared_client",
+    "use_client",
+]
 
 _settings: HTTPSettings | None = None
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HTTPClient] = (
@@ -46,6 +53,16 @@ def shared_client() -> HTTPClient:
     if client is None or client.is_closed:
         client = _clients[loop] = HTTPClient(_current_settings())
     return client
+
+
+def use_client(client: HTTPClient | None) -> None:
+    """Make ``client`` the running loop's shared client (tests install a stub this way);
+    ``None`` forgets the loop's client, so the next use opens a real one."""
+    loop = asyncio.get_running_loop()
+    if client is None:
+        _clients.pop(loop, None)
+    else:
+        _clients[loop] = client
 
 
 async def close_shared_client() -> None:

@@ -389,6 +389,11 @@ class BreakerRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._breakers
 
+    def reset(self) -> None:
+        """Close every breaker of the tool and forget its failures (local state only)."""
+        for breaker in self._breakers.values():
+            breaker.reset()
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Return each breaker's stats, with the process's named standalone breakers."""
         everyone = {**named_breakers(), **self._breakers}

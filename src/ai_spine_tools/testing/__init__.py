@@ -2,6 +2,8 @@
 
 - ``ToolTestClient(tool)``: the tool's real server app, in-process, lifespan included; sync
   (``with``) or async (``async with``). ``test_tool(tool, input)`` runs one execution with it.
+- ``HTTPStub``: answers ``context.http`` with canned responses, a handler, or a local server
+  (``ToolTestClient(tool, http=stub)``), recording each ``StubRequest``.
 - ``MockAISpineClient``: calls a tool (in-process or at a URL) the way the AI Spine platform does.
 - ``load_test(tool_or_url, ...)``: bounded load test returning a ``LoadTestReport``;
   ``ProgressLine`` shows its progress live. ``leak_check`` runs it in rounds and judges the
@@ -10,7 +12,8 @@
 - ``assert_success`` and ``assert_validation_error``: assertions with readable failures.
 
 The pytest plugin (``ai_spine_tools.testing.plugin``, loaded automatically) adds the fixtures
-``tool_client`` and ``mock_spine_client``. ``import ai_spine_tools`` never imports this package.
+``tool_client``, ``http_stub`` and ``mock_spine_client``, and runs ``async def`` tests.
+``import ai_spine_tools`` never imports this package.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
         test_tool,
     )
     from ai_spine_tools.testing._data import InvalidInput, invalid_inputs, valid_input
+    from ai_spine_tools.testing._http_stub import HTTPStub, StubRequest, StubResponse
     from ai_spine_tools.testing._leak import LeakCheckReport, LeakRound, leak_check
     from ai_spine_tools.testing._load import LoadProgress, load_test
     from ai_spine_tools.testing._progress import ProgressLine
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncToolTestClient",
+    "HTTPStub",
     "InvalidInput",
     "LatencySummary",
     "LeakCheckReport",
@@ -45,6 +50,8 @@ __all__ = [
     "MockAISpineClient",
     "ProgressLine",
     "SpineResult",
+    "StubRequest",
+    "StubResponse",
     "TimelinePoint",
     "ToolResponse",
     "ToolTestClient",
@@ -71,6 +78,9 @@ _MODULES = {
     "InvalidInput": "_data",
     "invalid_inputs": "_data",
     "valid_input": "_data",
+    "HTTPStub": "_http_stub",
+    "StubRequest": "_http_stub",
+    "StubResponse": "_http_stub",
     "LeakCheckReport": "_leak",
     "LeakRound": "_leak",
     "leak_check": "_leak",

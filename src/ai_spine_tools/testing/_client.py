@@ -4,11 +4,13 @@ Requests go through the same app ``ai-spine serve`` runs (routing, auth, limits,
 envelopes), with no socket in between, and the app's lifespan runs around the client's use, so the
 tool's ``setup`` and ``cleanup`` run as they do on a server. The synchronous client keeps the app on
 a background event loop (see ``_portal``); the asynchronous one runs it on the caller's loop.
+Entering a client resets the tool's state (``tool.reset()``) and, given ``http=``, makes an
+``HTTPStub`` the ``context.http`` of that loop until the client closes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from ai_spine_tools.server._app import create_app
 from ai_spine_tools.server._inprocess import InProcessApp
 from ai_spine_tools.server._wire import ASGIApp, Message, Receive, Scope, Send
 from ai_spine_tools.testing._assertions import assert_success
+from ai_spine_tools.testing._http_stub import HTTPStub, StubRequest
 from ai_spine_tools.testing._portal import Portal
 
 __all__ = ["AsyncToolTestClient", "Headers", "ToolResponse", "ToolTestClient", "test_tool"]
@@ -121,6 +124,10 @@ class ToolResponse:
         return f"<ToolResponse [{self.status_code}]{code}>"
 
 
+HTTPOption = HTTPStub | Callable[[StubRequest], Any] | None
+"""``http=``: an ``HTTPStub``, or a handler (``StubRequest -> StubResponse``) to make one."""
+
+
 class _Driver:
     """The in-process app and the request building both clients share."""
 
@@ -130,6 +137,8 @@ class _Driver:
         settings: ServerSettings | None,
         overrides: dict[str, Any],
         headers: Mapping[str, str] | None,
+        http: HTTPOption = None,
+        reset: bool = True,
     ) -> None:
         if isinstance(target, Tool):
             self.tool: Tool | None = target
@@ -143,18 +152,46 @@ class _Driver:
             raise TypeError(f"expected a Tool or an ASGI app (got {type(target).__name__})")
         self.app = InProcessApp(app)
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
+        if http is not None and not isinstance(http, HTTPStub):
+            if not callable(http):
+                raise TypeError(f"http= takes an HTTPStub or a handler function (got {http!r})")
+            http = HTTPStub(http)
+        self.http: HTTPStub | None = http
+        self.reset = reset
         self._owns_lifespan = False
+        self._stubbed = False
 
     async def start(self) -> None:
+        if self.tool is not None and self.reset:
+            self.tool.reset()
+        if self.http is not None:  # before setup, which may call out too
+            from ai_spine_tools.outbound._http import use_client
+
+            use_client(self.http.client())
+            self._stubbed = True
         if self.tool is not None and self.tool.started:
             return  # whoever started the tool owns its setup and cleanup
-        await self.app.start()
+        try:
+            await self.app.start()
+        except BaseException:
+            await self._unstub()
+            raise
         self._owns_lifespan = True
 
     async def stop(self) -> None:
-        if self._owns_lifespan:
-            self._owns_lifespan = False
-            await self.app.stop()
+        try:
+            if self._owns_lifespan:
+                self._owns_lifespan = False
+                await self.app.stop()
+        finally:
+            await self._unstub()
+
+    async def _unstub(self) -> None:
+        if self._stubbed:
+            self._stubbed = False
+            from ai_spine_tools.outbound._http import close_shared_client
+
+            await close_shared_client()  # the stub's client (the tool's stop may have closed it)
 
     async def request(
         self,
@@ -239,8 +276,10 @@ def _lifespan_optional(app: ASGIApp) -> ASGIApp:
 class AsyncToolTestClient:
     """Drive a tool's app on the running event loop: ``async with AsyncToolTestClient(tool)``.
 
-    Settings overrides (``api_keys=("k",)``, ``errors_as_200=True``, ...) go to
-    ``create_app(tool, settings, **overrides)``; ``headers`` are sent with every request.
+    Settings overrides (``api_keys=("k",)``, ``errors_as_200=True``, ...: the fields of
+    ``ServerSettings``) go to ``create_app(tool, settings, **overrides)``; ``headers`` are sent
+    with every request; ``http`` (an ``HTTPStub`` or a handler) answers ``context.http``;
+    ``reset`` (default) clears the tool's breakers, cached results and custom metrics on entry.
     """
 
     def __init__(
@@ -249,9 +288,16 @@ class AsyncToolTestClient:
         settings: ServerSettings | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        http: HTTPOption = None,
+        reset: bool = True,
         **overrides: Any,
     ) -> None:
-        self._driver = _Driver(tool_or_app, settings, overrides, headers)
+        self._driver = _Driver(tool_or_app, settings, overrides, headers, http, reset)
+
+    @property
+    def http(self) -> HTTPStub | None:
+        """The ``HTTPStub`` answering ``context.http`` (``None`` when the client has none)."""
+        return self._driver.http
 
     async def __aenter__(self) -> AsyncToolTestClient:
         await self._driver.start()
@@ -306,8 +352,8 @@ class ToolTestClient:
     ``with ToolTestClient(tool) as client:`` starts the app on a background event loop and runs its
     lifespan (the tool's ``setup``); leaving the block runs ``cleanup`` and stops the loop.
     ``async with ToolTestClient(tool) as client:`` instead yields an ``AsyncToolTestClient`` on the
-    running loop, whose methods are awaited. Settings overrides and ``headers`` are as for
-    ``AsyncToolTestClient``.
+    running loop, whose methods are awaited. Settings overrides, ``headers``, ``http`` and
+    ``reset`` are as for ``AsyncToolTestClient``.
     """
 
     def __init__(
@@ -316,10 +362,19 @@ class ToolTestClient:
         settings: ServerSettings | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        http: HTTPOption = None,
+        reset: bool = True,
         **overrides: Any,
     ) -> None:
-        self._client = AsyncToolTestClient(tool_or_app, settings, headers=headers, **overrides)
+        self._client = AsyncToolTestClient(
+            tool_or_app, settings, headers=headers, http=http, reset=reset, **overrides
+        )
         self._portal: Portal | None = None
+
+    @property
+    def http(self) -> HTTPStub | None:
+        """The ``HTTPStub`` answering ``context.http`` (``None`` when the client has none)."""
+        return self._client.http
 
     # -- synchronous use ---------------------------------------------------------------------
 

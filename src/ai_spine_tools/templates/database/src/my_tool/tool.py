@@ -2,31 +2,56 @@
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from ai_spine_tools import ToolContext, create_tool, integer_field, string_field
+from ai_spine_tools.exceptions import ServerConfigurationError
 from ai_spine_tools.postgres import PostgresPool
 
-TABLE = "my_tool_cities"
+DEFAULT_TABLE = "my_tool_cities"
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-async def setup(config: dict[str, Any]) -> PostgresPool:
-    """Open the pool (sized by DB_POOL_MIN/DB_POOL_MAX) and make sure the table exists."""
+@dataclass(frozen=True)
+class Resources:
+    """What ``setup`` opens: the pool, and the table the tool reads."""
+
+    pool: PostgresPool
+    table: str
+
+
+def table_name() -> str:
+    """The table from ``MY_TOOL_TABLE`` (default ``my_tool_cities``), checked to be a plain name."""
+    table = os.environ.get("MY_TOOL_TABLE", DEFAULT_TABLE)
+    if not _IDENTIFIER.fullmatch(table):
+        raise ServerConfigurationError(
+            f"MY_TOOL_TABLE must be a lowercase SQL name (got {table!r})",
+            details={"variable": "MY_TOOL_TABLE"},
+        )
+    return table
+
+
+async def setup(config: dict[str, Any]) -> Resources:
+    """Open the pool (DATABASE_URL; DB_POOL_MIN/DB_POOL_MAX) and create the table if missing."""
+    table = table_name()
     pool = await PostgresPool.from_env().open()
     await pool.execute(
-        f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+        f"CREATE TABLE IF NOT EXISTS {table} ("
         "name text PRIMARY KEY, country text NOT NULL, population bigint NOT NULL)"
     )
-    return pool
+    return Resources(pool, table)
 
 
 async def find_cities(
     input: dict[str, Any], config: dict[str, Any], context: ToolContext
 ) -> dict[str, Any]:
     """Return the most populous cities whose name starts with ``input["prefix"]``."""
-    pool: PostgresPool = context.resources
-    rows = await pool.fetch(
-        f"SELECT name, country, population FROM {TABLE} "
+    resources: Resources = context.resources
+    rows = await resources.pool.fetch(
+        f"SELECT name, country, population FROM {resources.table} "
         "WHERE name ILIKE $1 || '%' ORDER BY population DESC LIMIT $2",
         input["prefix"],
         input["limit"],
@@ -34,17 +59,17 @@ async def find_cities(
     return {"cities": [dict(row) for row in rows]}
 
 
-async def cleanup(pool: PostgresPool) -> None:
+async def cleanup(resources: Resources) -> None:
     """Close every pooled connection."""
-    await pool.close()
+    await resources.pool.close()
 
 
-async def health(resources: Any = None) -> dict[str, Any]:
+async def health() -> dict[str, Any]:
     """Ready only while the database answers."""
-    pool: PostgresPool | None = tool.resources
-    if pool is None:
+    resources: Resources | None = tool.resources
+    if resources is None:
         return {"status": "unhealthy"}
-    return await pool.check()
+    return await resources.pool.check()
 
 
 tool = create_tool(
