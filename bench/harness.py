@@ -9,6 +9,7 @@ machine fall on all of them alike.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import os
 import re
@@ -40,6 +41,7 @@ class App:
     target: str
     served_by: str = "uvicorn"  # or "ai-spine"
     env: dict[str, str] = field(default_factory=dict)
+    path: str = "/api/execute"  # where its execute route is (a suite's tool: /<name>/api/execute)
 
 
 def ours_app(tool_file: str, name: str = "ours", **env: str) -> App:
@@ -110,7 +112,8 @@ class Server:
         }
         self.process = subprocess.Popen(command, cwd=ROOT, env=environ)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.probe = probe
+        self.execute_url = self.url + app.path
+        self.probe = probe if probe.body is None else dataclasses.replace(probe, path=app.path)
         try:
             self.wait_ready()
         except BaseException:
@@ -283,8 +286,7 @@ def measure(server: Server, load: Load, seconds: float) -> Measure:
         with contextlib.ExitStack() as stack:
             if prober is not None:
                 stack.enter_context(prober)
-            url = f"{server.url}/api/execute"
-            run = wrk(url, seconds, load.connections, load.script, load.timeout)
+            run = wrk(server.execute_url, seconds, load.connections, load.script, load.timeout)
     finally:
         done.set()
         sampler.join()

@@ -7,6 +7,7 @@ the targets the full run checks. ``run_workload`` runs one and returns its secti
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -36,6 +37,9 @@ Target = tuple[str, Callable[[Section], bool]]
 Services = Callable[[list[bytes]], AbstractContextManager[dict[str, str]]]
 
 WEATHER = str(ROOT / "examples" / "weather.py")
+SUITE_PATH = (
+    "/weather-lookup/api/execute"  # the weather example among ten (bench/apps/suite_ten.py)
+)
 WEATHER_BODY = b'{"input_data": {"city": "Madrid", "units": "celsius"}}'
 CITIES = [f"City {n:03d}" for n in range(300)]
 
@@ -73,6 +77,10 @@ def _ratios(results: dict[str, Result]) -> dict[str, float | None]:
     if "ours_cache_hit" in results:
         hit = results["ours_cache_hit"]
         out["cache_hit_vs_yardstick_rps"] = _ratio(hit.requests_per_s, yardstick.requests_per_s)
+    if "ours_suite" in results:  # ten tools in one server, the same tool loaded
+        suite = results["ours_suite"]
+        out["suite_vs_single_rps"] = _ratio(suite.requests_per_s, ours.requests_per_s)
+        out["suite_vs_single_idle_rss"] = _ratio(suite.idle_rss_mb, ours.idle_rss_mb)
     if "ours_metrics_off" in results:
         off = results["ours_metrics_off"]
         out["metrics_on_vs_off_rps"] = _ratio(ours.requests_per_s, off.requests_per_s)
@@ -197,6 +205,7 @@ NO_IO = Workload(
         App("ours", WEATHER, "ai-spine", OURS_ENV),
         App("fastapi", "bench.apps.fastapi_weather:app"),
         ours_app("weather_cached.py", "ours_cache_hit"),
+        dataclasses.replace(ours_app("suite_ten.py", "ours_suite"), path=SUITE_PATH),
     ],
     bodies=lambda: [WEATHER_BODY],
     targets=[
@@ -205,6 +214,16 @@ NO_IO = Workload(
         _ratio_at_most("no_io: ours p99 <= 1.5 x yardstick p99", "ours_vs_yardstick_p99", 1.5),
         _ratio_at_least("no_io: ours >= 3 x FastAPI requests/s", "ours_vs_fastapi_rps", 3.0),
         ("no_io: idle RSS <= 60 MB", lambda s: s["results"]["ours"]["idle_rss_mb"] <= 60),
+        _ratio_at_least(
+            "no_io: one tool of ten in one server >= 0.97 x served alone (routing by prefix)",
+            "suite_vs_single_rps",
+            0.97,
+        ),
+        _ratio_at_most(
+            "no_io: ten tools in one server idle RSS <= 1.5 x one tool",
+            "suite_vs_single_idle_rss",
+            1.5,
+        ),
         (
             "no_io: RSS after all <= 1.10 x RSS after 10%",
             lambda s: s.get("leak_check", {}).get("growth_ratio", 1) <= 1.10,

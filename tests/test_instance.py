@@ -117,11 +117,12 @@ def test_from_env_needs_the_directory_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(METRICS_DIR_VARIABLE, raising=False)
-    assert InstanceMetrics.from_env(ToolMetrics(), dict) is None
+    assert InstanceMetrics.from_env(ToolMetrics(), dict, part="weather") is None
     monkeypatch.setenv(METRICS_DIR_VARIABLE, str(tmp_path))
-    instance = InstanceMetrics.from_env(ToolMetrics(), dict)
+    instance = InstanceMetrics.from_env(ToolMetrics(), dict, part="weather")
     assert instance is not None
-    assert instance.directory == tmp_path
+    assert instance.directory == tmp_path / "weather"  # a folder per tool: a suite's share a pid
+    assert instance.directory.is_dir()
 
 
 def test_the_instance_directory_is_named_to_workers_then_removed(

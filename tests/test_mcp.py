@@ -25,7 +25,7 @@ from ai_spine_tools import ServerConfigurationError
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.server._app import ToolApp, create_app
 from ai_spine_tools.server._inprocess import InProcessApp
-from ai_spine_tools.server._mcp import tool_result
+from ai_spine_tools.server._mcp import execute_call, tool_result
 from serverproc import TOOLS, ServerProcess, running_server
 
 AGENTS = Path(__file__).resolve().parent / "agent" / "weather_agent.py"
@@ -251,7 +251,7 @@ async def test_a_streaming_tool_answers_its_items_as_tool_run_collects_them() ->
     host = InProcessApp(app)
     await host.start()
     try:
-        status, body = await app.execute_call({"count": 3})
+        status, body = await execute_call(app.pipeline, {"count": 3})
         expected = await streamer.run({"count": 3})
     finally:
         await host.stop()
@@ -262,7 +262,7 @@ async def test_a_streaming_tool_answers_its_items_as_tool_run_collects_them() ->
 
 async def called(app: ToolApp, arguments: dict[str, Any]) -> Any:
     """One ``tools/call`` of ``app``'s tool, in-process, as the MCP server makes it."""
-    status, body = await app.execute_call(arguments, scope={"client": ("10.0.0.7", 1)})
+    status, body = await execute_call(app.pipeline, arguments, scope={"client": ("10.0.0.7", 1)})
     return tool_result(body, streamed=app.tool.streams and status == 200)
 
 

@@ -416,13 +416,17 @@ def test_cli_new_says_what_the_project_depends_on(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("template", list(TEMPLATES))
 def test_the_readme_curl_sends_an_input_the_tool_accepts(template: str, tmp_path: Path) -> None:
-    from ai_spine_tools.core._loader import load_tool
+    from ai_spine_tools.core._loader import load_tools
 
     name = f"curl-{template}"
     project = render_project(name, template=template, directory=tmp_path / name, git=False)
     readme = (project / "README.md").read_text()
     body = re.search(r"-d '(\{.*\})'", readme)
     assert body is not None
-    tool = load_tool(str(project / "src" / name.replace("-", "_") / "tool.py"))
+    tools = load_tools(str(project / "src" / name.replace("-", "_") / "tool.py"))
+    url = re.search(r"localhost:3000(\S*)/api/execute", readme)  # a suite's: /<name>/...
+    assert url is not None
+    prefix = url.group(1).strip("/")
+    (tool,) = [one for one in tools if len(tools) == 1 or one.name == prefix]
     values = tool.input_schema.validate(json.loads(body.group(1))["input_data"])
     assert values

@@ -84,6 +84,8 @@ class ServerSettings:
         redis_prefix (``AI_SPINE_REDIS_PREFIX``, ``ai-spine:``): prefix of every Redis key,
         gc_tuning (``AI_SPINE_GC_TUNING``, true): a served process freezes its start-up objects
         and collects young objects less often (see ``_gctuning``),
+        strict_startup (``AI_SPINE_STRICT_STARTUP``, false): serving several tools, a tool whose
+        setup fails fails the start-up, instead of answering 503 ``TOOL_UNAVAILABLE``,
         diagnostics (``AI_SPINE_DIAGNOSTICS``, true): the event-loop, leak and pool watches
         (see ``_loopwatch``, ``_leakwatch``), blocking_threshold_ms
         (``AI_SPINE_BLOCKING_THRESHOLD_MS``, 100), blocking_stacks (``AI_SPINE_BLOCKING_STACKS``,
@@ -138,6 +140,7 @@ class ServerSettings:
     redis_retry_delay_ms: int = 100
     redis_prefix: str = "ai-spine:"
     gc_tuning: bool = True
+    strict_startup: bool = False
     diagnostics: bool = True
     blocking_threshold_ms: int = 100
     blocking_stacks: bool = False
@@ -266,6 +269,7 @@ class ServerSettings:
             ),
             redis_prefix=read("AI_SPINE_REDIS_PREFIX", str, cls.redis_prefix),
             gc_tuning=read("AI_SPINE_GC_TUNING", _bool, cls.gc_tuning),
+            strict_startup=read("AI_SPINE_STRICT_STARTUP", _bool, cls.strict_startup),
             diagnostics=read("AI_SPINE_DIAGNOSTICS", _bool, cls.diagnostics),
             blocking_threshold_ms=read(
                 "AI_SPINE_BLOCKING_THRESHOLD_MS",
@@ -449,6 +453,11 @@ DOCUMENTED_SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("AI_SPINE_QUEUE_SIZE", "100", "Executions that may wait for a slot beyond that"),
     ("AI_SPINE_QUEUE_TIMEOUT", "50", "How long they may wait, in ms, before 503 OVERLOADED"),
     ("AI_SPINE_GC_TUNING", "true", "Freeze start-up objects and collect young ones less often"),
+    (
+        "AI_SPINE_STRICT_STARTUP",
+        "false",
+        "Serving several tools: one tool's failed setup fails start-up (else that tool is 503)",
+    ),
     ("AI_SPINE_DIAGNOSTICS", "true", "Event-loop lag, blocking, leak and pool-wait watches"),
     ("AI_SPINE_BLOCKING_THRESHOLD_MS", "100", "Warn when an execute blocks the event loop longer"),
     ("AI_SPINE_BLOCKING_STACKS", "false", "Add the blocking stack to that warning (on in dev)"),

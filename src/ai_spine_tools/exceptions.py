@@ -29,7 +29,8 @@ wire ``code``, its HTTP ``status`` and its error ``type`` as class data, so the 
     │   └── WorkerCrashedError         EXECUTION_ERROR        500  (a process-pool worker died)
     ├── ServiceUnavailableError        SERVICE_UNAVAILABLE    503  retryable
     │   ├── CircuitOpenError           CIRCUIT_OPEN           503  retryable
-    │   └── OverloadedError            OVERLOADED             503  retryable
+    │   ├── OverloadedError            OVERLOADED             503  retryable
+    │   └── ToolUnavailableError       TOOL_UNAVAILABLE       503  (its setup failed, in a suite)
     └── UpstreamError                  UPSTREAM_ERROR         502  (a call through context.http)
         ├── UpstreamStatusError        UPSTREAM_ERROR         502  retryable for 408/425/429/5xx
         ├── UpstreamDecodeError (ValueError) UPSTREAM_ERROR   502  (.json() of a body not JSON)
@@ -71,6 +72,7 @@ __all__ = [
     "ServiceUnavailableError",
     "ToolDefinitionError",
     "ToolError",
+    "ToolUnavailableError",
     "UnknownSettingError",
     "UnpicklableError",
     "UnsupportedContentTypeError",
@@ -351,6 +353,15 @@ class OverloadedError(ServiceUnavailableError):
 
     code = "OVERLOADED"
     type = "overloaded_error"
+
+
+class ToolUnavailableError(ServiceUnavailableError):
+    """The tool cannot serve: its ``setup`` failed when the server (a suite) started; the other
+    tools of the suite serve. Retrying here helps only once the server has restarted."""
+
+    code = "TOOL_UNAVAILABLE"
+    type = "execution_error"
+    retryable = False
 
 
 class UpstreamError(ToolError):

@@ -13,7 +13,19 @@ import click
 if TYPE_CHECKING:
     from ai_spine_tools.core._tool import Tool
 
-__all__ = ["JSON_OBJECT", "TOOL_FILE", "TOOL_FILE_QUIET", "JSONObject", "LoadedTool", "ToolFile"]
+__all__ = [
+    "JSON_OBJECT",
+    "TOOL_FILE",
+    "TOOL_FILES",
+    "TOOL_FILES_QUIET",
+    "TOOL_FILE_QUIET",
+    "JSONObject",
+    "LoadedTool",
+    "LoadedTools",
+    "ToolFile",
+    "ToolFiles",
+    "all_tools",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +63,45 @@ class ToolFile(click.ParamType):  # type: ignore[type-arg]  # generic only in ne
             return LoadedTool(value, load_tool(value))
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedTools:
+    """A TARGET that may hold several tools (a folder of tool files, a module's ``tools``
+    list, or one tool file) and the tools it holds."""
+
+    target: str
+    tools: list[Tool]
+
+
+class ToolFiles(ToolFile):
+    """A TARGET naming one tool or several (``tools/``, ``module`` with ``tools = [...]``),
+    loaded when the command line is read."""
+
+    name = "target"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, LoadedTools):
+            return value
+        from ai_spine_tools.core._loader import load_tools
+
+        redirect = (
+            contextlib.redirect_stdout(sys.stderr)
+            if self.stdout_to_stderr
+            else contextlib.nullcontext()
+        )
+        with redirect:
+            return LoadedTools(value, load_tools(value))
+
+
+def all_tools(targets: tuple[LoadedTools, ...]) -> list[Tool]:
+    """Every tool the TARGETs hold, in order; two of one name are refused (``ToolError``)."""
+    from ai_spine_tools.server._suite import check_names
+
+    tools = [tool for target in targets for tool in target.tools]
+    if len(tools) > 1:
+        check_names(tools)
+    return tools
+
+
 class JSONObject(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """An option's value that must be a JSON object; it becomes a ``dict``."""
 
@@ -70,4 +121,6 @@ class JSONObject(click.ParamType):  # type: ignore[type-arg]  # generic only in 
 
 TOOL_FILE = ToolFile()
 TOOL_FILE_QUIET = ToolFile(stdout_to_stderr=True)
+TOOL_FILES = ToolFiles()
+TOOL_FILES_QUIET = ToolFiles(stdout_to_stderr=True)
 JSON_OBJECT = JSONObject()

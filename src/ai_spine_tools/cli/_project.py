@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ai_spine_tools.cli._params import TOOL_FILE, LoadedTool
+from ai_spine_tools.cli._params import TOOL_FILES, LoadedTools, all_tools
 from ai_spine_tools.exceptions import ToolError
 
 __all__ = ["check", "new", "schema"]
@@ -19,7 +19,7 @@ __all__ = ["check", "new", "schema"]
 @click.argument("name")
 @click.option(
     "--template",
-    type=click.Choice(["basic", "http-api", "database", "cached"]),
+    type=click.Choice(["basic", "http-api", "database", "cached", "suite"]),
     default=None,
     help="What the tool shows (asked for when omitted, unless --yes).",
 )
@@ -89,7 +89,7 @@ def check(target: str) -> None:
 
 
 @click.command()
-@click.argument("target", type=TOOL_FILE)
+@click.argument("targets", metavar="TARGET...", nargs=-1, required=True, type=TOOL_FILES)
 @click.option(
     "--format",
     "kind",
@@ -106,26 +106,33 @@ def check(target: str) -> None:
     "--endpoint",
     default=None,
     metavar="URL",
-    help="The tool's public base URL, for spine-registration [a placeholder].",
+    help="The server's public base URL, for spine-registration [a placeholder]; with several "
+    "tools, each is registered at URL/<tool name>.",
 )
-def schema(target: LoadedTool, kind: str, endpoint: str | None) -> None:
-    """Print the schema of the tool in TARGET, in one of several formats."""
+def schema(targets: tuple[LoadedTools, ...], kind: str, endpoint: str | None) -> None:
+    """Print the schema of the tool in TARGET, in one of several formats; with several tools
+    (several TARGETs, a folder, a module's tools list), a JSON array of one per tool."""
     from ai_spine_tools.interop._export import mcp_tool
     from ai_spine_tools.interop._openapi import openapi_document
     from ai_spine_tools.interop._registration import spine_registration
 
-    tool = target.tool
-    document: dict[str, Any]
-    if kind == "openapi":
-        document = openapi_document(tool, auth=False)
-    elif kind == "json-schema":
-        document = tool.json_schema()
-    elif kind == "openai":
-        document = tool.to_openai_tool()
-    elif kind == "anthropic":
-        document = tool.to_anthropic_tool()
-    elif kind == "mcp":
-        document = mcp_tool(tool)
-    else:
-        document = spine_registration(tool, endpoint)
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    tools = all_tools(targets)
+    several = len(tools) > 1
+    documents: list[dict[str, Any]] = []
+    for tool in tools:
+        if kind == "openapi":
+            documents.append(openapi_document(tool, auth=False))
+        elif kind == "json-schema":
+            documents.append(tool.json_schema())
+        elif kind == "openai":
+            documents.append(tool.to_openai_tool())
+        elif kind == "anthropic":
+            documents.append(tool.to_anthropic_tool())
+        elif kind == "mcp":
+            documents.append(mcp_tool(tool))
+        elif several and endpoint is not None:  # a suite serves each tool under its name
+            documents.append(spine_registration(tool, f"{endpoint.rstrip('/')}/{tool.name}"))
+        else:
+            documents.append(spine_registration(tool, endpoint))
+    shown: Any = documents if several else documents[0]
+    click.echo(json.dumps(shown, indent=2, ensure_ascii=False))

@@ -91,6 +91,11 @@ TEMPLATES = {
             ),
         ),
         Template(
+            "suite",
+            "two tools served together, each under its name",
+            example='{"text": "One fish. Two fish. Red fish, blue fish."}',
+        ),
+        Template(
             "cached",
             "result caching in memory and Redis",
             example='{"number": 360}',

@@ -12,13 +12,21 @@ import click
 
 from ai_spine_tools.cli._envfile import ENV_FILE
 from ai_spine_tools.cli._group import warn_about_environment
-from ai_spine_tools.cli._params import JSON_OBJECT, TOOL_FILE, TOOL_FILE_QUIET, LoadedTool
+from ai_spine_tools.cli._params import (
+    JSON_OBJECT,
+    TOOL_FILE,
+    TOOL_FILES,
+    TOOL_FILES_QUIET,
+    LoadedTool,
+    LoadedTools,
+    all_tools,
+)
 
 __all__ = ["call", "dev", "mcp", "serve"]
 
 
 @click.command()
-@click.argument("target", type=TOOL_FILE)
+@click.argument("targets", metavar="TARGET...", nargs=-1, required=True, type=TOOL_FILES)
 @click.option("--host", default=None, help="Interface to listen on [HOST, 0.0.0.0].")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [PORT, 3000].")
 @click.option(
@@ -47,9 +55,16 @@ __all__ = ["call", "dev", "mcp", "serve"]
     is_flag=True,
     help="Also serve the tool over MCP (Streamable HTTP) at /mcp [AI_SPINE_MCP].",
 )
+@click.option(
+    "--strict-startup",
+    is_flag=True,
+    default=None,
+    help="Several tools: a tool whose setup fails stops the start-up, instead of answering 503 "
+    "[AI_SPINE_STRICT_STARTUP].",
+)
 @ENV_FILE
 def serve(
-    target: LoadedTool,
+    targets: tuple[LoadedTools, ...],
     host: str | None,
     port: int | None,
     workers: int | None,
@@ -57,21 +72,30 @@ def serve(
     log_level: str | None,
     server: Literal["uvicorn", "granian"],
     mcp: bool,
+    strict_startup: bool | None,
 ) -> None:
-    """Serve the tool in TARGET (path/to/tool.py[:attr] or module:attr) over HTTP."""
+    """Serve the tool in TARGET (path/to/tool.py[:attr] or module:attr) over HTTP.
+
+    Several TARGETs, a folder of tool files (tools/) or a module exposing tools = [...] serve
+    every tool in one server, each under /<tool name> (/weather/api/execute), with the server's
+    /health, /ready, /metrics and tool list at the root.
+    """
     from ai_spine_tools.server._server import serve as run_server
 
+    all_tools(targets)  # two tools of one name: refused before anything starts
     if mcp:
         os.environ["AI_SPINE_MCP"] = "true"  # the environment reaches every worker process
-    # TARGET was loaded as the command line was read: a broken tool fails before any process
+    # TARGETs were loaded as the command line was read: a broken tool fails before any process
+    given = [target.target for target in targets]
     run_server(
-        target.target,
+        given[0] if len(given) == 1 else given,
         host=host,
         port=port,
         workers=workers,
         reload=reload,
         log_level=log_level,
         server=server,
+        strict_startup=strict_startup,
     )
 
 
@@ -148,15 +172,16 @@ def call(target: LoadedTool, input_data: dict[str, Any], config: dict[str, Any] 
 
 
 @click.command()
-@click.argument("target", type=TOOL_FILE_QUIET)
+@click.argument("targets", metavar="TARGET...", nargs=-1, required=True, type=TOOL_FILES_QUIET)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error", "critical"]),
     default=None,
     help="Level of the log lines written to stderr [AI_SPINE_LOG_LEVEL, warning].",
 )
-def mcp(target: LoadedTool, log_level: str | None) -> None:
-    """Serve the tool in TARGET over MCP on stdin and stdout, for desktop agents.
+def mcp(targets: tuple[LoadedTools, ...], log_level: str | None) -> None:
+    """Serve the tool in TARGET (or every tool of several TARGETs, of a folder, of a module's
+    tools list) over MCP on stdin and stdout, for desktop agents.
 
     The agent starts this command itself; configure it with the command and its arguments,
     e.g. ai-spine mcp /path/to/tool.py. Settings come from the environment, as for serve; logs
@@ -167,15 +192,16 @@ def mcp(target: LoadedTool, log_level: str | None) -> None:
     from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.server._mcp_stdio import serve_stdio
 
-    tool = target.tool  # loaded with its prints on stderr: stdout carries the protocol alone
+    tools = all_tools(targets)  # loaded with prints on stderr: stdout carries the protocol alone
     settings = ServerSettings.from_env()
-    warn_about_environment(tool)
+    for tool in tools:
+        warn_about_environment(tool)
     level = (log_level or os.environ.get("AI_SPINE_LOG_LEVEL") or "warning").upper()
     logging.basicConfig(
         stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(serve_stdio(tool, settings))
+        asyncio.run(serve_stdio(tools[0] if len(tools) == 1 else tools, settings))
     except RuntimeError as exc:  # the tool's start-up failed (its setup raised)
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""Find the tool to serve from a target: ``path/to/tool.py[:attr]`` or ``module[:attr]``."""
+"""Find the tools to serve from a target: ``path/to/tool.py[:attr]``, ``module[:attr]``, a
+module exposing ``tools = [...]``, or a folder of tool files."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ai_spine_tools.core._processcalls import forget_file, remember_file
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import ToolDefinitionError, ToolError
 
-__all__ = ["import_failure", "import_file", "load_tool", "locate"]
+__all__ = ["import_failure", "import_file", "load_tool", "load_tools", "locate"]
 
 
 def load_tool(target: str) -> Tool:
@@ -48,6 +49,45 @@ def load_tool(target: str) -> Tool:
     raise ToolDefinitionError(
         f"{spec} defines several tools ({', '.join(names)}); name one: {spec}:NAME"
     )
+
+
+def load_tools(target: str) -> list[Tool]:
+    """Return the tools ``target`` holds: every tool file of a folder (``tools/``: each ``.py``
+    not starting with ``_`` or ``test``, in name order, files that define no tool skipped), a
+    module's ``tools`` list (``module`` or ``module:attr`` naming a list), or the one tool
+    ``load_tool`` finds."""
+    path = Path(target)
+    if path.is_dir():
+        tools: list[Tool] = []
+        for file in sorted(path.glob("*.py")):
+            if file.name.startswith(("_", "test")):
+                continue
+            module = _import(str(file))
+            tools.extend(_module_tools(module) or [])
+        if not tools:
+            raise ToolDefinitionError(f"the folder {target} holds no tool file")
+        return tools
+    spec, _, attr = target.partition(":")
+    if spec:
+        module = _import(spec)
+        listed = getattr(module, attr or "tools", None)
+        if isinstance(listed, list | tuple):
+            if not listed or not all(isinstance(item, Tool) for item in listed):
+                raise ToolDefinitionError(f"{spec}:{attr or 'tools'} must be a list of tools")
+            return list(listed)
+    return [load_tool(target)]
+
+
+def _module_tools(module: ModuleType) -> list[Tool] | None:
+    """A tool file's tools: its ``tools`` list, else its ``tool``, else every ``Tool`` in it."""
+    listed = getattr(module, "tools", None)
+    if isinstance(listed, list | tuple) and all(isinstance(item, Tool) for item in listed):
+        return list(listed)
+    named = getattr(module, "tool", None)
+    if isinstance(named, Tool):
+        return [named]
+    found = [value for value in vars(module).values() if isinstance(value, Tool)]
+    return found or None
 
 
 def locate(tool: Tool) -> str | None:

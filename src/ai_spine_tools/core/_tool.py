@@ -275,7 +275,7 @@ class Tool:
     ) -> ToolResult:
         """Execute with already-validated values under the context's deadline."""
         task: Any = asyncio.current_task()
-        watcher = deadlines()
+        watcher = deadlines(None if task is None else task.get_loop())
         slot = None if context.deadline is None else watcher.watch(task, context.deadline)
         try:
             if self._is_async:

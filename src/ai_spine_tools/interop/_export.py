@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ai_spine_tools.exceptions import ToolDefinitionError
 
 if TYPE_CHECKING:
-    from ai_spine_tools.core._tool import Tool
+    from ai_spine_tools.interop._described import Described
 
 __all__ = [
     "ANTHROPIC",
@@ -56,7 +56,7 @@ class NotStrictError(ValueError):
 # -- the input as JSON Schema ----------------------------------------------------------------
 
 
-def input_json_schema(tool: Tool) -> dict[str, Any]:
+def input_json_schema(tool: Described) -> dict[str, Any]:
     """Return the JSON Schema (2020-12) of ``tool``'s input, self-contained (no ``$ref``).
 
     It is the schema the field builders publish, with one refinement: a required JSON field,
@@ -324,13 +324,15 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _plain(tool: Tool) -> dict[str, Any]:
+def _plain(tool: Described) -> dict[str, Any]:
     schema = input_json_schema(tool)
     schema.pop("$schema", None)
     return schema
 
 
-def _export(tool: Tool, profile: StrictProfile, strict: bool | None) -> tuple[dict[str, Any], bool]:
+def _export(
+    tool: Described, profile: StrictProfile, strict: bool | None
+) -> tuple[dict[str, Any], bool]:
     """Return the schema to export and whether it is strict-mode compliant."""
     if strict is False:
         return _plain(tool), False
@@ -344,7 +346,7 @@ def _export(tool: Tool, profile: StrictProfile, strict: bool | None) -> tuple[di
         return _plain(tool), False
 
 
-def function_name(tool: Tool) -> str:
+def function_name(tool: Described) -> str:
     """Return the tool's name as providers accept function names (``^[A-Za-z0-9_-]{1,64}$``)."""
     return _FUNCTION_NAME.sub("_", tool.name)[:64]
 
@@ -353,7 +355,7 @@ def function_name(tool: Tool) -> str:
 
 
 def openai_tool(
-    tool: Tool,
+    tool: Described,
     *,
     strict: bool | None = None,
     api: Literal["chat", "responses"] = "chat",
@@ -380,7 +382,7 @@ def openai_tool(
     return {"type": "function", "function": function}
 
 
-def anthropic_tool(tool: Tool, *, strict: bool | None = None) -> dict[str, Any]:
+def anthropic_tool(tool: Described, *, strict: bool | None = None) -> dict[str, Any]:
     """Return ``tool`` as an Anthropic Messages API tool (``name``, ``description``,
     ``input_schema``), with ``"strict": true`` when the schema fits strict tool use (see
     ``openai_tool`` for ``strict``)."""
@@ -395,7 +397,7 @@ def anthropic_tool(tool: Tool, *, strict: bool | None = None) -> dict[str, Any]:
     return out
 
 
-def mcp_tool(tool: Tool) -> dict[str, Any]:
+def mcp_tool(tool: Described) -> dict[str, Any]:
     """Return ``tool`` as the MCP ``Tool`` its server lists: ``inputSchema`` is
     ``tool.json_schema()``."""
     return {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ai_spine_tools.exceptions import ToolError
 
 if TYPE_CHECKING:
-    from ai_spine_tools.core._tool import Tool
+    from ai_spine_tools.interop._described import Described
 
 __all__ = ["openapi_document"]
 
@@ -40,7 +40,7 @@ _ERROR_ENVELOPE: dict[str, Any] = {
 }
 
 
-def openapi_document(tool: Tool, *, auth: bool) -> dict[str, Any]:
+def openapi_document(tool: Described, *, auth: bool) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document describing ``tool``'s routes and its input and config."""
     example = _valid_example(tool)
     execute_body: dict[str, Any] = {
@@ -183,7 +183,7 @@ def _probe(operation: str, summary: str) -> dict[str, Any]:
     }
 
 
-def _valid_example(tool: Tool) -> dict[str, Any] | None:
+def _valid_example(tool: Described) -> dict[str, Any] | None:
     """Return an example input only if it passes the tool's own validation."""
     example = tool.input_schema.example()
     try:

@@ -40,7 +40,7 @@ from ai_spine_tools.fields import (
 from ai_spine_tools.interop._export import describe_keyword
 
 if TYPE_CHECKING:
-    from ai_spine_tools.core._tool import Tool
+    from ai_spine_tools.interop._described import Described
 
 __all__ = ["ENDPOINT_PLACEHOLDER", "spine_registration"]
 
@@ -48,7 +48,7 @@ ENDPOINT_PLACEHOLDER = "https://<your-tool-host>"
 """Stands for the tool's public URL when none is given; not a URL, so it cannot be registered."""
 
 
-def spine_registration(tool: Tool, endpoint: str | None = None) -> dict[str, Any]:
+def spine_registration(tool: Described, endpoint: str | None = None) -> dict[str, Any]:
     """Return what the AI Spine platform's tool registration takes, for ``tool``.
 
     ``endpoint`` is the tool's public base URL (the platform calls ``{endpoint}/api/execute``);

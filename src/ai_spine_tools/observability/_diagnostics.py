@@ -8,8 +8,8 @@ which tool's ``async execute`` blocked it), the ``LeakWatch`` (RSS against reque
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ai_spine_tools.observability._leakwatch import LeakWatch
 from ai_spine_tools.observability._loopwatch import LoopWatch
@@ -17,25 +17,47 @@ from ai_spine_tools.outbound._poolwatch import configure_pool_watch
 
 if TYPE_CHECKING:
     from ai_spine_tools._settings import ServerSettings
-    from ai_spine_tools.core._tool import Tool
+    from ai_spine_tools.observability._metrics import ToolMetrics
 
 __all__ = ["Diagnostics"]
 
 
+class _Watched(Protocol):
+    """What the watches read of a tool (a ``Tool`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def execute_function(self) -> Callable[..., Any]: ...
+
+    @property
+    def stream_function(self) -> Callable[..., Any]: ...
+
+    @property
+    def metrics(self) -> ToolMetrics: ...
+
+
 class Diagnostics:
-    """The watches of one served tool."""
+    """The watches of the served tool (or of a suite's tools: one set for the process)."""
 
     def __init__(
-        self, tool: Tool, settings: ServerSettings, *, busy: Callable[[], bool] | None = None
+        self,
+        tool: _Watched | Sequence[_Watched],
+        settings: ServerSettings,
+        *,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
+        tools = list(tool) if isinstance(tool, Sequence) else [tool]
         self.loop = LoopWatch(
             threshold_ms=settings.blocking_threshold_ms,
             stacks=settings.blocking_stacks,
             busy=busy,
         )
-        self.loop.watch_tool(tool.name, tool.execute_function, tool.stream_function)
+        for one in tools:
+            self.loop.watch_tool(one.name, one.execute_function, one.stream_function)
         self.leaks = LeakWatch(
-            lambda: tool.metrics.total,
+            lambda: sum(one.metrics.total for one in tools),
             interval=settings.leak_sample_interval_s,
             slope_mb=settings.leak_slope_mb,
         )

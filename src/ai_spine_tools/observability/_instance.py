@@ -102,13 +102,16 @@ class InstanceMetrics:
 
     @classmethod
     def from_env(
-        cls, metrics: ToolMetrics, figures: Callable[[], dict[str, Any]]
+        cls, metrics: ToolMetrics, figures: Callable[[], dict[str, Any]], *, part: str
     ) -> InstanceMetrics | None:
-        """The instance's directory named by ``AI_SPINE_METRICS_DIR``, or ``None`` (one worker)."""
+        """The instance's directory named by ``AI_SPINE_METRICS_DIR`` (its folder ``part``, one
+        per tool: the tools of a suite share a worker), or ``None`` (one worker)."""
         directory = os.environ.get(METRICS_DIR_VARIABLE)
         if not directory:
             return None
-        return cls(directory, metrics, figures)
+        own = Path(directory) / part
+        own.mkdir(exist_ok=True)
+        return cls(own, metrics, figures)
 
     def flush(self) -> None:
         """Write this worker's state (atomically)."""

@@ -49,26 +49,42 @@ from prometheus_client.metrics_core import (
 from ai_spine_tools.observability._histogram import LatencyHistogram
 from ai_spine_tools.observability._metrics import ToolMetrics
 
-__all__ = ["render"]
+__all__ = ["render", "render_many"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 _BREAKER_STATES = ("closed", "half_open", "open")
 
 
-def render(
-    metrics: ToolMetrics,
-    figures: dict[str, Any],
-    *,
-    tool: str,
-    version: str,
-    sdk: str,
-    workers: int,
-    accept: str,
-) -> tuple[bytes, str]:
-    """Return the exposition body and its content type, in the format ``accept`` asks for."""
+def render(part: dict[str, Any], *, accept: str) -> tuple[bytes, str]:
+    """Return the exposition body of one tool's figures (``part``: ``metrics``, ``figures``,
+    ``tool``, ``version``, ``sdk``, ``workers``) and its content type, in the format ``accept``
+    asks for."""
+    return render_many([part], accept=accept)
+
+
+def render_many(parts: list[dict[str, Any]], *, accept: str) -> tuple[bytes, str]:
+    """As ``render``, for several tools served together: one family per name, each tool's
+    samples in it under its ``tool`` label."""
     encode, content_type = choose_encoder(accept)
-    collector = _Collector(metrics, figures, tool=tool, version=version, sdk=sdk, workers=workers)
-    return encode(collector), content_type
+    return encode(_Merged([_Collector(**part) for part in parts])), content_type
+
+
+class _Merged:
+    """The families of several collectors, merged by name (a name appears once in a scrape)."""
+
+    def __init__(self, collectors: list[_Collector]) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for collector in self.collectors:
+            for family in collector.collect():
+                known = families.get(family.name)
+                if known is None:
+                    families[family.name] = family
+                else:
+                    known.samples.extend(family.samples)
+        yield from families.values()
 
 
 class _Collector:

@@ -18,9 +18,9 @@ tracing is on: without it, an execution pays one attribute check.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -28,10 +28,14 @@ from opentelemetry import propagate, trace
 from ai_spine_tools._version import __version__
 from ai_spine_tools.outbound._http_client import set_outbound_tracer
 
-if TYPE_CHECKING:
-    from ai_spine_tools.server._wire import Request
-
 __all__ = ["ExecutionTrace", "Tracing", "outbound_span"]
+
+
+class _Request(Protocol):
+    """What a span is opened from: the server's request (its ASGI scope, when it began)."""
+
+    scope: MutableMapping[str, Any]
+    started: float
 
 
 def _ignore(status: int) -> None:
@@ -81,7 +85,7 @@ class Tracing:
         self.tool_name = tool_name
         self._tracer = trace.get_tracer("ai_spine_tools", __version__)
 
-    def begin(self, request: Request) -> ExecutionTrace:
+    def begin(self, request: _Request) -> ExecutionTrace:
         """Start the span of the execution ``request`` asks for (from when it arrived), under
         the trace its headers carry, and its ``validate`` phase."""
         fields = propagate.get_global_textmap().fields

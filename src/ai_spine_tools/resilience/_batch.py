@@ -22,15 +22,19 @@ from collections.abc import (
     Sized,
 )
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-if TYPE_CHECKING:
-    from ai_spine_tools.core._context import ToolContext
+from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["BatchResult", "ConcurrentMap", "ItemResult", "Progress", "map_concurrent"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Reporting(Protocol):
+    """Where progress goes: a ``ToolContext`` (``context.report_progress``)."""
+
+    def report_progress(self, done: int, total: int | None = None, **details: Any) -> None: ...
+
 
 _ERRORS_KEPT = 100  # with keep_results=False, only the first failures are kept as examples
 
@@ -114,7 +118,7 @@ class ConcurrentMap(Generic[T, R]):
         concurrency: int,
         batch_size: int,
         on_progress: Callable[[Progress], Any] | None,
-        context: ToolContext | None,
+        context: _Reporting | None,
         keep_results: bool,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -233,7 +237,7 @@ def map_concurrent(
     concurrency: int = 5,
     batch_size: int = 10,
     on_progress: Callable[[Progress], Any] | None = None,
-    context: ToolContext | None = None,
+    context: _Reporting | None = None,
     keep_results: bool = True,
 ) -> ConcurrentMap[T, R]:
     """Apply the async ``fn`` to each item, at most ``concurrency`` at a time, batch by batch.

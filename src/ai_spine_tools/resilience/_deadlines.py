@@ -23,10 +23,13 @@ _PER_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
 _last: tuple[asyncio.AbstractEventLoop | None, Deadlines | None] = (None, None)
 
 
-def deadlines() -> Deadlines:
-    """Return the deadline watcher of the running event loop (timers belong to one loop)."""
+def deadlines(loop: asyncio.AbstractEventLoop | None = None) -> Deadlines:
+    """Return the deadline watcher of ``loop`` (default: the running one; timers belong to one
+    loop). A caller holding its task passes ``task.get_loop()``: asking for the running loop
+    costs a system call (``getpid``) on Python 3.11."""
     global _last
-    loop = asyncio.get_running_loop()
+    if loop is None:
+        loop = asyncio.get_running_loop()
     last_loop, watcher = _last
     if loop is last_loop and watcher is not None:  # the usual case: skip the weak-dict lookup
         return watcher

@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from ai_spine_tools.exceptions import CircuitOpenError, ToolError
 from ai_spine_tools.resilience._deadlines import deadlines
@@ -23,9 +23,15 @@ from ai_spine_tools.resilience._deadlines import deadlines
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-    from ai_spine_tools.core._context import ToolContext
-
 __all__ = ["Retry", "is_retryable", "retry"]
+
+
+class _Deadlined(Protocol):
+    """What has a deadline: a ``ToolContext`` (``context.deadline``)."""
+
+    @property
+    def deadline(self) -> float | None: ...
+
 
 logger = logging.getLogger("ai_spine_tools.retry")
 
@@ -87,7 +93,7 @@ class Retry:
         max_delay: float = 5.0,
         jitter: bool = True,
         retry_on: Predicate | tuple[type[BaseException], ...] | None = None,
-        context: ToolContext | None = None,
+        context: _Deadlined | None = None,
         deadline: float | None = None,
     ) -> None:
         if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
@@ -191,7 +197,7 @@ def retry(
     max_delay: float = ...,
     jitter: bool = ...,
     retry_on: Predicate | tuple[type[BaseException], ...] | None = ...,
-    context: ToolContext | None = ...,
+    context: _Deadlined | None = ...,
     deadline: float | None = ...,
 ) -> Retry: ...
 
@@ -205,7 +211,7 @@ def retry(
     max_delay: float = 5.0,
     jitter: bool = True,
     retry_on: Predicate | tuple[type[BaseException], ...] | None = None,
-    context: ToolContext | None = None,
+    context: _Deadlined | None = None,
     deadline: float | None = None,
 ) -> Any:
     """Retry an async call on retryable errors with exponential backoff and jitter.

@@ -95,7 +95,7 @@ class Answers:
         )
         try:
             body = self._encoder.encode(envelope)
-            if body.find(b"null") >= 0:  # perhaps a NaN or an infinity msgspec wrote as null
+            if b"null" in body:  # perhaps a NaN or an infinity msgspec wrote as null
                 check_finite(body, output_data=output, metadata=extra)
         except (TypeError, ValueError, OverflowError) as exc:
             failure = unserializable(exc, output_data=output, metadata=extra)

@@ -26,6 +26,7 @@ from ai_spine_tools.exceptions import (
     MethodNotAllowedError,
     MissingExtraError,
     ToolError,
+    ToolUnavailableError,
 )
 from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.observability._instance import InstanceMetrics
@@ -47,6 +48,7 @@ from ai_spine_tools.server._wire import (
     Send,
     _clip,
     _DisconnectedError,
+    _no_more,
     _normalise,
     _replay,
 )
@@ -84,10 +86,19 @@ class ToolApp:
     routes is ``AuthGate``'s; the lifespan is ``_lifecycle``'s.
     """
 
-    def __init__(self, tool: Tool, settings: ServerSettings | None = None) -> None:
+    def __init__(
+        self,
+        tool: Tool,
+        settings: ServerSettings | None = None,
+        *,
+        redis: RedisCache | None = None,
+        diagnostics: Diagnostics | None = None,
+    ) -> None:
         self.tool = tool
         self.settings = settings = settings or ServerSettings.from_env()
-        self.redis = _shared_cache(settings)
+        self.owns_redis = redis is None
+        """Whether the Redis connection is this app's to close (not a suite's, shared)."""
+        self.redis = shared_cache(settings) if redis is None else redis
         tool.cache.use_defaults(settings.cache_ttl_s)
         tool.cache.use_shared(self.redis)
         self.gate = AuthGate(settings, self.redis)
@@ -111,8 +122,6 @@ class ToolApp:
         )
         """The execution pipeline every entry calls (see ``_pipeline``)."""
         self.admission = self.pipeline.admission
-        self.execute = self.pipeline.execute
-        self.execute_call = self.pipeline.execute_call
         tool.metrics.concurrency = self.pipeline.concurrency
         self.draining = False
         self.wrapped_signals: list[tuple[int, Any, Any]] = []
@@ -130,12 +139,14 @@ class ToolApp:
             "/": {"GET": functools.partial(probes.info, self)},
         }
         self.instance = InstanceMetrics.from_env(
-            tool.metrics, functools.partial(probes.instance_figures, self)
+            tool.metrics, functools.partial(probes.instance_figures, self), part=tool.name
         )
         """The other workers of this instance, when it runs several (see ``_instance``)."""
-        self.diagnostics: Diagnostics | None = None
+        self.diagnostics: Diagnostics | None = diagnostics
         """Event-loop lag and blocking, leak watch, pool waits (``AI_SPINE_DIAGNOSTICS``)."""
-        if settings.diagnostics:
+        self.owns_diagnostics = diagnostics is None
+        """Whether this app starts and stops them (not a suite's, shared by its tools)."""
+        if settings.diagnostics and diagnostics is None:
             admission = self.admission
             self.diagnostics = Diagnostics(tool, settings, busy=lambda: admission.in_flight > 0)
         if settings.dashboard:
@@ -145,10 +156,21 @@ class ToolApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint(self)
+            self.mcp = MCPEndpoint([self.pipeline], settings)
         self.serves_directly = not tool.streams
         """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
         a streaming tool, whose body goes out as it is produced."""
+        self.unavailable: str | None = None
+        """Why the tool cannot serve (its setup failed in a suite), or ``None``."""
+
+    def mark_unavailable(self, reason: str) -> None:
+        """Answer executions with 503 ``TOOL_UNAVAILABLE`` from now on (``/ready`` says why)."""
+        self.unavailable = reason
+        self.serves_directly = False
+        self.pipeline.unavailable = ToolUnavailableError(
+            f"Tool {self.tool.name!r} is unavailable: its setup failed ({reason})",
+            details={"tool": self.tool.name},
+        )
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -229,7 +251,7 @@ class ToolApp:
     async def respond(self, scope: Scope, body: bytes) -> tuple[int, Headers, bytes]:
         """Serve a ``POST /api/execute`` whose body is wholly in, as ``__call__`` would but
         without ASGI: the status, headers and body of the response (see ``_protocol``)."""
-        request = Request(scope, _replay(body))
+        request = Request(scope, _no_more, body)
         response = await self._handle(request, _EXECUTE, self.pipeline.execute)
         assert response is not None  # the body is in: there is nothing left to wait for
         return response.status, self._headers(request, response), response.body
@@ -325,7 +347,7 @@ def _tracing(tool: Tool) -> Tracing:
     return Tracing(tool.name)
 
 
-def _shared_cache(settings: ServerSettings) -> RedisCache | None:
+def shared_cache(settings: ServerSettings) -> RedisCache | None:
     """The Redis behind the cache and the rate limits, when ``REDIS_URL``/``REDIS_HOST`` is set."""
     if settings.redis_url is None:
         return None

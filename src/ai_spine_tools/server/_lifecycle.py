@@ -40,7 +40,8 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
             if app.instance is not None:
                 app.instance.start()
             if app.diagnostics is not None:
-                app.diagnostics.start()
+                if app.owns_diagnostics:
+                    app.diagnostics.start()
                 app.tool.metrics.diagnostics = app.diagnostics.figures
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
@@ -55,11 +56,13 @@ async def lifespan(app: ToolApp, receive: Receive, send: Send) -> None:
             if app.redis is not None:
                 if app.tool.cache.store is not app.tool.cache.memory:
                     app.tool.cache.use_shared(None)
-                await app.redis.close()
+                if app.owns_redis:  # a suite's tools share one, closed by the suite
+                    await app.redis.close()
             if app.instance is not None:
                 await app.instance.stop()  # a last write: this worker's counts outlive it
             if app.diagnostics is not None:
-                await app.diagnostics.stop()
+                if app.owns_diagnostics:
+                    await app.diagnostics.stop()
                 if app.tool.metrics.diagnostics == app.diagnostics.figures:
                     app.tool.metrics.diagnostics = None
             await send({"type": "lifespan.shutdown.complete"})

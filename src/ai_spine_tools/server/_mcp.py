@@ -10,8 +10,9 @@ Two transports serve the same MCP server:
   Every request read before the end of input is answered before the server exits (the SDK
   cancels the handlers still running when its input ends; ``_mcp_stdio`` holds that end back).
 
-Either way, the server lists one tool whose ``inputSchema`` is ``tool.json_schema()``, and a
-``tools/call`` runs through ``ToolApp.execute_call``: the execute corridor of ``/api/execute``,
+Either way, the server lists the tool (or every tool of a suite, ``_suite``) with
+``tool.json_schema()`` as its ``inputSchema``, and a ``tools/call`` runs through
+``execute_call``: the execution pipeline of that tool's ``/api/execute``,
 with its overload limit, rate limits, validation, result cache, deadline, metrics and error
 mapping. A success is the ``output_data`` as structured content (and as JSON text); an error is an
 ``isError`` result whose text is the error code and message, never a traceback.
@@ -22,20 +23,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ai_spine_tools._version import __version__
+from ai_spine_tools.core._output import ENCODER
 from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError
 from ai_spine_tools.interop._export import mcp_tool
+from ai_spine_tools.server._wire import _JSON, Message, Request, _replay
 
 if TYPE_CHECKING:
     import mcp_types as types
     from mcp.server.context import ServerRequestContext
     from mcp.server.lowlevel import Server
 
-    from ai_spine_tools.server._app import ToolApp
+    from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools.server._pipeline import Pipeline
     from ai_spine_tools.server._wire import Receive, Scope, Send
 
-__all__ = ["MCPEndpoint", "mcp_server", "require_sdk", "tool_result"]
+__all__ = ["MCPEndpoint", "execute_call", "mcp_server", "require_sdk", "tool_result"]
 
 
 def require_sdk() -> None:
@@ -52,41 +58,50 @@ def require_sdk() -> None:
         ) from None
 
 
-def mcp_server(app: ToolApp) -> Server[Any]:
-    """Return the MCP server of ``app``'s tool: one tool, called through ``app.execute_call``."""
+def mcp_server(pipelines: Sequence[Pipeline]) -> Server[Any]:
+    """Return the MCP server of the tools of ``pipelines`` (one tool's, or a suite's): each
+    listed, each call run through its pipeline (``execute_call``)."""
     require_sdk()
     import mcp_types as types
     from mcp.server.lowlevel import Server
     from mcp.shared.exceptions import MCPError
 
-    tool = app.tool
-    listed = types.Tool.model_validate(mcp_tool(tool))
-    schema = listed.input_schema
+    by_name = {pipeline.tool.name: pipeline for pipeline in pipelines}
+    listed = [types.Tool.model_validate(mcp_tool(pipeline.tool)) for pipeline in pipelines]
+    schemas = {tool.name: tool.input_schema for tool in listed}
+    names = ", ".join(repr(name) for name in by_name)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[listed])
+        return types.ListToolsResult(tools=listed)
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        if params.name != tool.name:
-            raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {tool.name!r}")
+        pipeline = by_name.get(params.name)
+        if pipeline is None:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool {params.name!r}; use {names}")
         carrier = ctx.request  # the HTTP request that carried the call (None over stdio)
         scope = getattr(carrier, "scope", None)
-        status, body = await app.execute_call(params.arguments or {}, scope=scope)
-        return tool_result(body, streamed=tool.streams and status == 200)
+        status, body = await execute_call(pipeline, params.arguments or {}, scope=scope)
+        return tool_result(body, streamed=pipeline.tool.streams and status == 200)
 
+    if len(pipelines) == 1:
+        tool = pipelines[0].tool
+        name, version, description = tool.name, tool.version, tool.metadata.description
+    else:
+        name, version = "ai-spine-tools", __version__
+        description = "Tools: " + ", ".join(by_name)
     return Server(
-        tool.name,
-        version=tool.version,
-        description=tool.metadata.description,
+        name,
+        version=version,
+        description=description,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         # Header validation of modern tools/call requests reads the schema from here, rather than
         # running tools/list once per call.
-        get_tool_input_schema=lambda name: schema if name == tool.name else None,
+        get_tool_input_schema=schemas.get,
     )
 
 
@@ -148,18 +163,18 @@ class MCPEndpoint:
     ``stop``), or from the first request when the app is driven without a lifespan.
     """
 
-    def __init__(self, app: ToolApp) -> None:
+    def __init__(self, pipelines: Sequence[Pipeline], settings: ServerSettings) -> None:
         require_sdk()
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        self.server = mcp_server(app)
+        self.server = mcp_server(pipelines)
         # Stateless, with JSON answers: no session lives in one process, so several workers
         # and instances behind a load balancer serve one client; there is nothing to stream.
         self.sessions = StreamableHTTPSessionManager(
             self.server,
             stateless=True,
             json_response=True,
-            max_request_body_size=app.settings.max_body_bytes,
+            max_request_body_size=settings.max_body_bytes,
         )
         self._running: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -197,3 +212,42 @@ class MCPEndpoint:
         if not self._ready.is_set():
             await self.start()
         await self.sessions.handle_request(scope, receive, send)
+
+
+async def execute_call(
+    pipeline: Pipeline, arguments: Any, *, scope: Scope | None = None
+) -> tuple[int, bytes]:
+    """Run one execution for a protocol served beside ``/api/execute`` (MCP) down the execute
+    corridor (overload, rate limit, validation, cache, deadline, metrics, error mapping) and
+    return the status and body ``/api/execute`` answers; a streaming tool's whole NDJSON body.
+
+    ``scope`` is the request that carried the call, if any: its peer, user agent, request id
+    and authenticated key id become those of the execution. Authentication itself is the
+    carrier's (``ToolApp``'s ``/mcp`` route, or the stdio client).
+    """
+    outer = scope or {}
+    kept = (b"user-agent", b"x-request-id")
+    inner: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/execute",
+        "headers": [
+            (b"content-type", _JSON),
+            *((name, value) for name, value in outer.get("headers", ()) if name in kept),
+        ],
+        "client": outer.get("client") or ("local", 0),
+    }
+    if outer.get("ai_spine.key_id") is not None:
+        inner["ai_spine.key_id"] = outer["ai_spine.key_id"]
+    body = ENCODER.encode({"input_data": arguments})
+    response = await pipeline.execute(Request(inner, _replay(body)))
+    stream = response.stream
+    if stream is None:
+        return response.status, response.body
+    chunks: list[bytes] = []
+
+    async def collect(message: Message) -> None:
+        chunks.append(message.get("body", b""))
+
+    await stream.send(collect, _replay(b""))
+    return response.status, b"".join(chunks)

@@ -13,24 +13,27 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.server._app import ToolApp
 from ai_spine_tools.server._inprocess import InProcessApp
 from ai_spine_tools.server._mcp import mcp_server, require_sdk
+from ai_spine_tools.server._suite import SuiteApp
 
 if TYPE_CHECKING:
     from ai_spine_tools._settings import ServerSettings
-    from ai_spine_tools.core._tool import Tool
 
 __all__ = ["serve_stdio"]
 
 _DRAIN_GRACE_S = 5.0  # past an execution's deadline, for its answer to be written
 
 
-async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
-    """Serve ``tool`` over MCP on stdin and stdout until the client closes stdin or the process
-    gets SIGTERM; the tool's ``setup`` runs first and its ``cleanup`` last, either way.
+async def serve_stdio(tool: Tool | Sequence[Tool], settings: ServerSettings) -> None:
+    """Serve ``tool`` (or several, listed together) over MCP on stdin and stdout until the
+    client closes stdin or the process gets SIGTERM; ``setup`` runs first and ``cleanup`` last,
+    either way (a suite's tools: each, and a failed setup stops the start-up).
 
     Calls go through the same corridor as over HTTP, minus authentication: the client is the
     local process that started this one. While the protocol runs, the SDK points the process's
@@ -42,15 +45,23 @@ async def serve_stdio(tool: Tool, settings: ServerSettings) -> None:
     from mcp.server.stdio import stdio_server
 
     # No /mcp endpoint of its own; and no authentication: that is the HTTP door's.
-    app = ToolApp(tool, settings.replace(mcp=False))
-    server = mcp_server(app)
+    own = settings.replace(mcp=False)
+    app: ToolApp | SuiteApp
+    if isinstance(tool, Tool):
+        app = ToolApp(tool, own)
+        pipelines = [app.pipeline]
+    else:  # a tool whose setup fails stops the start-up: an agent sees the error at once
+        app = SuiteApp(tool, own, strict_startup=True)
+        pipelines = [one.pipeline for one in app.apps.values()]
+    server = mcp_server(pipelines)
     host = InProcessApp(app)  # runs the app's lifespan: setup, shared cache, cleanup
     with contextlib.redirect_stdout(sys.stderr):  # what setup and cleanup print, too
         await host.start()  # RuntimeError naming why, if setup fails
     try:
         async with stdio_server() as (read, write):
             options = server.create_initialization_options()
-            answers = _Answers(grace_s=app.pipeline.timeout_ms / 1000.0 + _DRAIN_GRACE_S)
+            longest_ms = max(pipeline.timeout_ms for pipeline in pipelines)
+            answers = _Answers(grace_s=longest_ms / 1000.0 + _DRAIN_GRACE_S)
             running = asyncio.ensure_future(
                 server.run(_Draining(read, answers), _Answering(write, answers), options)
             )

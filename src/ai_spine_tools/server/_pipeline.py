@@ -6,7 +6,7 @@ Read this module first. Every entry is a thin call into ``Pipeline.execute``:
   once its body is in (``ToolApp.respond``, called by ``_protocol``);
 - a cache hit for a body seen before, answered without a task (``answer_from_cache``): the same
   steps for such a hit, declining (changing nothing) whenever one of them would do more;
-- an MCP ``tools/call`` (``execute_call``), with the carrier's peer and key id.
+- an MCP ``tools/call`` (``_mcp.execute_call``), with the carrier's peer and key id.
 
 The corridor, each step in the object that owns it: a slot (``Admission``) → content type →
 rate limit (``RateGate``) → the body, bounded → its signature (``AuthGate``; the key was checked
@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ai_spine_tools.core._context import SecurityContext, ToolContext, new_execution_id
-from ai_spine_tools.core._output import ENCODER
 from ai_spine_tools.core._tool import DEFAULT_TIMEOUT_MS
 from ai_spine_tools.exceptions import (
     ExecutionTimeoutError,
@@ -38,7 +37,6 @@ from ai_spine_tools.server._answers import Answers
 from ai_spine_tools.server._guards import Admission, AuthGate, RateGate, check_content_type
 from ai_spine_tools.server._streaming import ResultStream, wants_sse
 from ai_spine_tools.server._wire import (
-    _JSON,
     _SANE_REQUEST_ID,
     Message,
     Request,
@@ -46,7 +44,6 @@ from ai_spine_tools.server._wire import (
     Scope,
     _Envelope,
     _now_iso,
-    _replay,
 )
 
 if TYPE_CHECKING:
@@ -102,6 +99,9 @@ class Pipeline:
         """Whether each execution is logged (``AI_SPINE_LOG_REQUESTS``, or the debug level);
         decided again at start-up, once logging is configured."""
         self._metrics_on = settings.metrics
+        self.unavailable: ToolError | None = None
+        """What every execution answers while the tool cannot serve (its setup failed, in a
+        suite: ``ToolApp.mark_unavailable``)."""
         self._keyed = gate.keys if protected else None  # the key a cache hit must carry
         self.answers_from_cache = (
             self.results is not None
@@ -129,6 +129,8 @@ class Pipeline:
             return self._overloaded(request)
         span = None
         try:
+            if self.unavailable is not None:  # a fresh traceback each time: none piles up
+                raise self.unavailable.with_traceback(None)
             if self.tracing is not None:  # AI_SPINE_TRACING: a span, and one per phase
                 span = self.tracing.begin(request)
             check_content_type(request)
@@ -240,44 +242,6 @@ class Pipeline:
         if self.log_requests:
             self._log_execution(request, execution_id, None)
         return request, response
-
-    async def execute_call(
-        self, arguments: Any, *, scope: Scope | None = None
-    ) -> tuple[int, bytes]:
-        """Run one execution for a protocol served beside ``/api/execute`` (MCP) down the execute
-        corridor (overload, rate limit, validation, cache, deadline, metrics, error mapping) and
-        return the status and body ``/api/execute`` answers; a streaming tool's whole NDJSON body.
-
-        ``scope`` is the request that carried the call, if any: its peer, user agent, request id
-        and authenticated key id become those of the execution. Authentication itself is the
-        carrier's (``ToolApp``'s ``/mcp`` route).
-        """
-        outer = scope or {}
-        kept = (b"user-agent", b"x-request-id")
-        inner: Scope = {
-            "type": "http",
-            "method": "POST",
-            "path": _EXECUTE,
-            "headers": [
-                (b"content-type", _JSON),
-                *((name, value) for name, value in outer.get("headers", ()) if name in kept),
-            ],
-            "client": outer.get("client") or ("local", 0),
-        }
-        if outer.get("ai_spine.key_id") is not None:
-            inner["ai_spine.key_id"] = outer["ai_spine.key_id"]
-        body = ENCODER.encode({"input_data": arguments})
-        response = await self.execute(Request(inner, _replay(body)))
-        stream = response.stream
-        if stream is None:
-            return response.status, response.body
-        chunks: list[bytes] = []
-
-        async def collect(message: Message) -> None:
-            chunks.append(message.get("body", b""))
-
-        await stream.send(collect, _replay(b""))
-        return response.status, b"".join(chunks)
 
     # -- the ways to run ---------------------------------------------------------------------
 

@@ -82,6 +82,8 @@ async def ready(app: ToolApp, request: Request) -> Response:
     reason = None
     if app.draining:
         reason = "draining"
+    elif app.unavailable is not None:
+        reason = f"setup failed: {app.unavailable}"
     elif not app.tool.started:
         reason = "starting"
     else:
@@ -109,34 +111,42 @@ async def metrics(app: ToolApp, request: Request) -> Response:
     on: callers by key id, never by key), or Prometheus text when the ``Accept`` header asks
     for it (``text/plain`` or ``application/openmetrics-text``, as a scraper does) or
     ``?format=prometheus``. With several workers, the figures of the whole instance."""
-    accept = _exposition(request.scope)
+    accept = exposition(request.scope)
     if app.instance is None and accept is None:  # one worker: what tool.get_metrics() says
         body = app.tool.get_metrics().to_dict()
         auth = app.gate.figures()
     else:
-        metrics, figures, workers = (
-            (app.tool.metrics, instance_figures(app), 1)
-            if app.instance is None
-            else app.instance.collect()
-        )
         if accept is not None:
             from ai_spine_tools.observability._prometheus import render
 
-            text, content_type = render(
-                metrics,
-                figures,
-                tool=app.tool.name,
-                version=app.tool.version,
-                sdk=f"ai-spine-tools/{__version__}",
-                workers=workers,
-                accept=accept,
-            )
+            text, content_type = render(exposition_part(app), accept=accept)
             return Response(200, text, [], content_type=content_type.encode())
+        metrics, figures, workers = _figures(app)
         body = metrics.snapshot(figures, workers=workers).to_dict()
         auth = figures.get("auth")
     if auth is not None:
         body["auth"] = auth
     return Response(200, app.encoder.encode(body), [])
+
+
+def exposition_part(app: ToolApp) -> dict[str, Any]:
+    """What the Prometheus exposition of ``app``'s tool is written from (``_prometheus``)."""
+    metrics, figures, workers = _figures(app)
+    return {
+        "metrics": metrics,
+        "figures": figures,
+        "tool": app.tool.name,
+        "version": app.tool.version,
+        "sdk": f"ai-spine-tools/{__version__}",
+        "workers": workers,
+    }
+
+
+def _figures(app: ToolApp) -> tuple[Any, dict[str, Any], int]:
+    """The metrics, figures and worker count of this worker or, with several, the instance."""
+    if app.instance is None:
+        return app.tool.metrics, instance_figures(app), 1
+    return app.instance.collect()
 
 
 def instance_figures(app: ToolApp) -> dict[str, Any]:
@@ -170,6 +180,8 @@ def endpoints(app: ToolApp) -> list[str]:
 
 
 async def check_tool(app: ToolApp) -> tuple[str, dict[str, Any]]:
+    if app.unavailable is not None:
+        return "unhealthy", {"setup": "failed", "error": app.unavailable}
     if not app.tool.started:
         return "unhealthy", {"setup": "not done"}
     try:
@@ -205,7 +217,7 @@ def _executor_check(figures: dict[str, Any], own: dict[str, Any]) -> dict[str, A
     return out
 
 
-def _exposition(scope: Scope) -> str | None:
+def exposition(scope: Scope) -> str | None:
     """The Prometheus format a ``/metrics`` request asks for (an ``Accept`` value), or ``None``
     for JSON. JSON wins when the client accepts it (browsers, axios); ``?format=`` wins over
     all."""

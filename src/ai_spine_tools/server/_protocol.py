@@ -72,7 +72,6 @@ reading (uvicorn alone parses all a read holds and reads on after every answer).
 SLICE_BYTES = 4096
 """Input is parsed this much at a time when a read is larger, so a read full of tiny pipelined
 requests cannot queue more than a slice's worth (one ordinary request is one slice)."""
-_EXECUTE = b"/api/execute"
 
 
 class _RefusedError(Exception):
@@ -114,6 +113,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._direct = DirectRoute.find(self.app) if direct else None
         self._may_hold = False  # the request whose head just ended may be held
         self._held: Any = None  # the request cycle held until its body is in
+        self._held_by: ToolApp | None = None  # the app that answers it
 
     # -- connection --------------------------------------------------------------------------
 
@@ -243,10 +243,13 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         if self._head_unsized:  # an earlier request of this feed: where this one begins
-            self._pos += self._head_size() - self._head_carried
+            self._pos += (
+                _head_size(self.parser.get_method(), self.url, self.headers) - self._head_carried
+            )
         # A request answered on the spot arms the keep-alive timer while the parser may still
         # hold the next one, pipelined behind it.
-        self._unset_keepalive_if_required()
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()
         super().on_message_begin()
         self._in_head = True
         self._head_unsized = False
@@ -259,18 +262,23 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
         self._in_head = False
         # Cheap bound first (all of the feed from the head on); the exact size only past it.
         bound = self._head_carried + self._feed_size - self._head_start
-        if bound > self._max_head and self._head_size() > self._max_head:
+        if (
+            bound > self._max_head
+            and _head_size(self.parser.get_method(), self.url, self.headers) > self._max_head
+        ):
             self._refuse(refusals.head_too_large(self._max_head), None)
             raise _RefusedError  # httptools stops parsing
         self._head_unsized = True
         direct = self._direct
         self._may_hold = (
             direct is not None
-            and self.url == _EXECUTE
+            and (target := direct.apps.get(self.url)) is not None
             and not self.expect_100_continue
             and self.parser.get_method() == b"POST"
             and direct.admits(self.headers, HIGH_WATER_LIMIT)
         )
+        if self._may_hold:
+            self._held_by = target
         super().on_headers_complete()
         self._may_hold = False
 
@@ -292,8 +300,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             super().on_message_complete()
             return
         self._held = None
-        assert self._direct is not None
-        app = self._direct.app
+        app = self._held_by
+        assert app is not None
         body = bytes(cycle.body)
         answer = None
         if not self.flow.write_paused:
@@ -314,16 +322,8 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._refusal is not None and not self._pending(None):
+        if self._refusal is not None and not _pending(self._active, self.pipeline, None):
             self._send_refusal()
-
-    def _head_size(self) -> int:
-        """The head just parsed, as framed by a plain client: ``METHOD URL HTTP/1.1``, each
-        ``name: value``, CRLF after each line and one more at the end."""
-        size = len(self.parser.get_method()) + len(self.url) + 14
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4
-        return size
 
     # -- the execute route -------------------------------------------------------------------
 
@@ -377,14 +377,6 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
     # -- refusals ----------------------------------------------------------------------------
 
-    def _pending(self, refused: Any) -> bool:
-        """Whether a request before ``refused`` (a cycle, or None for one whose head is not in)
-        still waits for its answer."""
-        active = self._active
-        if active is not None and active is not refused and not active.response_complete:
-            return True
-        return any(cycle is not refused for cycle, _ in self.pipeline)
-
     def _refuse(self, response: bytes, refused: Any) -> None:
         """Answer the request being read with ``response`` once every earlier request has its
         answer, then close; read nothing more. ``refused`` is its cycle, if its head is in."""
@@ -405,7 +397,7 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
                         break
             refused.disconnected = True  # its app (if running) reads a disconnect
             refused.message_event.set()
-        if not self._pending(refused):
+        if not _pending(self._active, self.pipeline, refused):
             self._send_refusal()
 
     def _send_refusal(self) -> None:
@@ -439,3 +431,20 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
 
 
 _OK = refusals.status_line(200)
+
+
+def _head_size(method: bytes, url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """A head as framed by a plain client: ``METHOD URL HTTP/1.1``, each ``name: value``, CRLF
+    after each line and one more at the end."""
+    size = len(method) + len(url) + 14
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+    return size
+
+
+def _pending(active: Any, queued: Any, refused: Any) -> bool:
+    """Whether a request before ``refused`` (a cycle, or None for one whose head is not in)
+    still waits for its answer: the ``active`` one, or one ``queued`` (pipelined) behind it."""
+    if active is not None and active is not refused and not active.response_complete:
+        return True
+    return any(cycle is not refused for cycle, _ in queued)

@@ -18,9 +18,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ai_spine_tools._settings import (
     DEPRECATED_SETTINGS,
@@ -29,10 +28,9 @@ from ai_spine_tools._settings import (
     ServerSettings,
 )
 from ai_spine_tools.core._config import env_name
+from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import UnknownSettingError
-
-if TYPE_CHECKING:
-    from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.server._suite import tool_keys_variable
 
 __all__ = [
     "KNOWN_SETTINGS",
@@ -82,16 +80,23 @@ class SettingProblem:
 
 
 def check_environment(
-    environ: Mapping[str, str] | None = None, *, config_variables: Iterable[str] | None = None
+    environ: Mapping[str, str] | None = None,
+    *,
+    config_variables: Iterable[str] | None = None,
+    tool_settings: Iterable[str] = (),
 ) -> list[SettingProblem]:
     """Return a problem for each variable of ``environ`` that looks like a setting but is none.
 
     ``config_variables`` are the variables the served tool's config fields read (see
     ``_config.env_name``); without them, ``AI_SPINE_CONFIG_*`` names are not judged.
+    ``tool_settings`` are the settings of the served tools' own (a suite's
+    ``AI_SPINE_API_KEYS_<NAME>``).
     """
     env = os.environ if environ is None else environ
     configs = None if config_variables is None else frozenset(config_variables)
-    known = KNOWN_SETTINGS | (configs or frozenset())
+    own = frozenset(tool_settings)  # every one of them holds keys: a security setting
+    settings = KNOWN_SETTINGS | own
+    known = settings | (configs or frozenset())
     problems = []
     for name in sorted(env):
         if name in DEPRECATED_SETTINGS:
@@ -105,12 +110,12 @@ def check_environment(
             if configs is not None:
                 problems.append(_unknown_config(name, configs))
             continue
-        candidates = [known_name for known_name in KNOWN_SETTINGS if known_name.startswith(family)]
+        candidates = [known_name for known_name in settings if known_name.startswith(family)]
         closest = _closest(name, candidates, family)
         if family != "AI_SPINE_" and closest is None:
             continue  # REDIS_PASSWORD and the like belong to other software
         fatal = (
-            closest in SECURITY_SETTINGS
+            closest in SECURITY_SETTINGS or closest in own
             if closest is not None
             else bool(_SECURITY_WORDS & set(upper.split("_")))
         )
@@ -119,12 +124,14 @@ def check_environment(
 
 
 def check_tool_environment(
-    tool: Tool, environ: Mapping[str, str] | None = None
+    tool: Tool | Sequence[Tool], environ: Mapping[str, str] | None = None
 ) -> list[SettingProblem]:
-    """``check_environment`` for serving ``tool``; raise ``UnknownSettingError`` on a near miss
-    of a security setting (unless allowed)."""
-    variables = [env_name(key, field) for key, field in tool.config.fields.items()]
-    problems = check_environment(environ, config_variables=variables)
+    """``check_environment`` for serving ``tool`` (or a suite of tools); raise
+    ``UnknownSettingError`` on a near miss of a security setting (unless allowed)."""
+    tools = [tool] if isinstance(tool, Tool) else list(tool)
+    variables = [env_name(key, field) for one in tools for key, field in one.config.fields.items()]
+    own = [tool_keys_variable(one.name) for one in tools] if len(tools) > 1 else []
+    problems = check_environment(environ, config_variables=variables, tool_settings=own)
     raise_for_fatal(problems, environ)
     return problems
 
@@ -179,12 +186,20 @@ def security_posture(settings: ServerSettings) -> tuple[str, str | None]:
     return line, warning
 
 
-def announce(problems: Iterable[SettingProblem], settings: ServerSettings | None = None) -> None:
-    """Log each problem as a warning, then (with ``settings``) the security posture."""
+def announce(
+    problems: Iterable[SettingProblem],
+    settings: ServerSettings | None = None,
+    *,
+    own_keys: Sequence[str] = (),
+) -> None:
+    """Log each problem as a warning, then (with ``settings``) the security posture; ``own_keys``
+    names the tools of a suite that have API keys of their own."""
     for problem in problems:
         logger.warning("%s", problem.message)
     if settings is not None:
         line, warning = security_posture(settings)
+        if own_keys:
+            line += f"; tools with API keys of their own: {', '.join(own_keys)}"
         logger.info("%s", line)
         if warning is not None:
             logger.warning("%s", warning)

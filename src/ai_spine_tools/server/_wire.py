@@ -116,11 +116,15 @@ class Request:
         "scope",
         "started",
         "user_agent",
+        "whole_body",
     )
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, body: bytes | None = None) -> None:
         self.scope = scope
         self.receive = receive
+        self.whole_body = body
+        """The body, when it is in before the request is handled (the connection's own way in):
+        ``body()`` returns it without a ``receive``."""
         self.started = time.perf_counter()
         self.content_type: bytes | None = None
         self.content_length: int | None = None
@@ -159,6 +163,11 @@ class Request:
         """Read the whole body, refusing with 413 as soon as it passes ``limit`` bytes."""
         if self.content_length is not None and self.content_length > limit:
             raise _too_large(limit)
+        whole = self.whole_body
+        if whole is not None:
+            if len(whole) > limit:
+                raise _too_large(limit)
+            return whole
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -182,6 +191,13 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"Request body is larger than {limit} bytes", details={"max_body_bytes": limit}
     )
+
+
+async def _no_more() -> Message:
+    """``receive`` of a request whose whole body came with it: nothing more comes (its caller is
+    cancelled when done)."""
+    await asyncio.Event().wait()
+    return {"type": "http.disconnect"}
 
 
 def _replay(body: bytes, *, then: Receive | None = None) -> Receive:
