@@ -73,6 +73,18 @@ async def test_a_timer_decorates_sync_and_async_functions() -> None:
     assert snapshot["fetch"]["max_ms"] >= 20.0
 
 
+def test_a_decorated_function_still_records_after_the_registry_is_cleared() -> None:
+    metrics = CustomMetrics()
+
+    @metrics.timer("parse")
+    def parse(text: str) -> str:
+        return text
+
+    metrics.clear()  # as tool.reset() does, and entering a test client
+    parse("x")
+    assert metrics.snapshot()["parse"]["count"] == 1
+
+
 def test_start_timer_returns_a_stop_function_like_the_seed() -> None:
     metrics = CustomMetrics()
     stop = metrics.start_timer("total_execution")

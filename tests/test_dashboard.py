@@ -22,6 +22,7 @@ import weather
 from ai_spine_tools._settings import ServerSettings
 from ai_spine_tools.testing import AsyncToolTestClient
 from ai_spine_tools.testing._http1 import HTTP1Pool
+from docsimages import publish
 from serverproc import TOOLS, running_server
 
 KEY = "dashboard-key-0123456789abcdef"
@@ -200,3 +201,4 @@ def test_a_browser_finds_the_charts_drawn_while_load_runs(
     assert data[12:16] == b"IHDR"
     assert struct.unpack(">II", data[16:24]) == (1280, 900)
     assert len(data) > 10_000  # drawn, not blank
+    publish(screenshot, "dashboard.png")

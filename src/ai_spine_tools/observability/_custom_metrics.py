@@ -48,10 +48,11 @@ class Timer:
     times one block at a time; as a decorator it times every call independently.
     """
 
-    __slots__ = ("_histogram", "_started", "elapsed_ms")
+    __slots__ = ("_histogram", "_lookup", "_started", "elapsed_ms")
 
-    def __init__(self, histogram: LatencyHistogram) -> None:
+    def __init__(self, histogram: LatencyHistogram, lookup: Callable[[], LatencyHistogram]) -> None:
         self._histogram = histogram
+        self._lookup = lookup
         self._started = 0.0
         self.elapsed_ms = 0.0
         """The duration of the last timed block, in milliseconds."""
@@ -71,7 +72,9 @@ class Timer:
         self.__exit__()
 
     def __call__(self, fn: F) -> F:
-        histogram = self._histogram
+        # Each call looks its timer up by name: a decorator outlives the registry's clear()
+        # (tool.reset(), entering a test client), and must not record into a dropped timer.
+        lookup = self._lookup
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -80,7 +83,7 @@ class Timer:
                 try:
                     return await fn(*args, **kwargs)
                 finally:
-                    histogram.observe((time.perf_counter() - started) * 1000.0)
+                    lookup().observe((time.perf_counter() - started) * 1000.0)
 
             return cast(F, timed_async)
 
@@ -90,7 +93,7 @@ class Timer:
             try:
                 return fn(*args, **kwargs)
             finally:
-                histogram.observe((time.perf_counter() - started) * 1000.0)
+                lookup().observe((time.perf_counter() - started) * 1000.0)
 
         return cast(F, timed)
 
@@ -147,7 +150,7 @@ class CustomMetrics:
     def timer(self, name: str) -> Timer:
         """Return a timer recording under ``name``: ``with metrics.timer("db"): ...``, or as a
         decorator, ``@metrics.timer("db")``."""
-        return Timer(self._timer(name))
+        return Timer(self._timer(name), functools.partial(self._timer, name))
 
     def start_timer(self, name: str) -> Callable[[], float]:
         """Start timing now; the returned function stops, records and returns the milliseconds
