@@ -20,6 +20,7 @@ SECTIONS = (
     "Event loop",
     "Pools and queue",
     "CPU",
+    "Installation",
     "What to fix first",
 )
 
@@ -54,6 +55,7 @@ def test_doctor_on_the_weather_example_fills_every_section() -> None:
     assert "event-loop lag max" in result.output
     assert "executions in flight peaked" in result.output
     assert "CPU peaked at" in result.output
+    assert "· field patterns: RE2 (google-re2 " in result.output
     assert "nothing: every target is met" in result.output
 
 

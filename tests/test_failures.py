@@ -3,6 +3,7 @@ retryable 503 UPSTREAM_UNAVAILABLE or 504 UPSTREAM_TIMEOUT, anything else a 500 
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 import subprocess
@@ -24,7 +25,10 @@ from serverproc import TOOLS, free_port
 def _key() -> Any:
     from aiohttp.client_reqrep import ConnectionKey
 
-    return ConnectionKey("upstream.example", 443, True, True, None, None, None, None)
+    # The fields vary by release (and the class was a dataclass before it was a NamedTuple).
+    fields: dict[str, Any] = dict.fromkeys(inspect.signature(ConnectionKey).parameters)
+    fields.update(host="upstream.example", port=443, is_ssl=True, ssl=True)
+    return ConnectionKey(**fields)
 
 
 def _oserror() -> OSError:

@@ -23,6 +23,7 @@ HEAVY = [
     "prometheus_client",
     "mcp",
     "granian",
+    "re2",
     "opentelemetry",
     "ai_spine_tools.testing",
     "ai_spine_tools.cli",

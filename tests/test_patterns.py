@@ -3,13 +3,22 @@ RE2's meaning; a clear refusal of what RE2 cannot run."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _validation import rejected, schema_of
 from ai_spine_tools import ToolDefinitionError, ValidationError, string_field
-from ai_spine_tools.fields._patterns import _compile_re2, compile_pattern, linear_equivalent
+from ai_spine_tools.fields._patterns import (
+    _compile_re2,
+    compile_pattern,
+    engine,
+    linear_equivalent,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,10 +36,13 @@ def test_compiled_pattern_searches(pattern: str, text: str, matches: bool) -> No
     assert (compile_pattern(pattern).search(text) is not None) is matches
 
 
-@pytest.mark.parametrize(
-    "pattern", ["(?=a)", "(?!a)", "(?<=a)b", "(?<!a)b", r"(a)\1", "(", "a{2,1}"]
-)
+REFUSED = ["(?=a)", "(?!a)", "(?<=a)b", "(?<!a)b", r"(a)\1", "(", "a{2,1}", "^a{2,1}"]
+REFUSED += ["^a**", r"^\x{110000}", r"^\Z", "^a{1001}"]  # ^\Z: RE2 spells it \z
+
+
+@pytest.mark.parametrize("pattern", REFUSED)
 def test_patterns_re2_refuses_raise_a_definition_error(pattern: str) -> None:
+    assert linear_equivalent(pattern) is None
     with pytest.raises(ToolDefinitionError, match="is not supported"):
         compile_pattern(pattern)
 
@@ -57,6 +69,50 @@ def test_pattern_with_a_lone_surrogate_is_refused() -> None:
         compile_pattern("^a\ud800")
 
 
+# -- without google-re2 ---------------------------------------------------------------------------
+
+WITHOUT_RE2 = """
+import json, sys
+sys.modules["re2"] = None  # import re2 raises ImportError, as where google-re2 has no wheel
+from ai_spine_tools import ToolDefinitionError, ValidationError, string_field
+from ai_spine_tools.fields._patterns import engine
+from ai_spine_tools.fields._schema import Schema
+
+out = {"engine": engine()}
+fields = {"code": string_field(pattern=r"^[A-Z]{3}-\\d+$")}
+schema = Schema(fields, subject="input", forbid_unknown=True)
+out["valid"] = schema.validate({"code": "ABC-123"})
+try:
+    schema.validate({"code": "AB-123"})
+except ValidationError as exc:
+    out["invalid"] = [issue.code for issue in exc.issues]
+try:
+    string_field(pattern=r"^(a+)+$")
+except ToolDefinitionError as exc:
+    out["refused"] = exc.message
+out["loaded"] = "re2" in sys.modules and sys.modules["re2"] is not None
+print(json.dumps(out))
+"""
+
+
+def test_without_re2_the_subset_validates_and_other_patterns_are_refused() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RE2], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["valid"] == {"code": "ABC-123"}
+    assert out["invalid"] == ["pattern"]
+    assert "needs RE2 (google-re2), which is not installed" in out["refused"]
+    assert "ai-spine-tools[re2]" in out["refused"]
+    assert "linear subset only" in out["engine"]
+    assert out["loaded"] is False
+
+
+def test_engine_names_re2_where_it_is_installed() -> None:
+    assert engine().startswith("field patterns: RE2 (google-re2 ")
+
+
 # -- which engine runs a pattern ----------------------------------------------------------------
 
 LINEAR = [
@@ -70,9 +126,9 @@ LINEAR = [
     r"^.*$",
     r"^a+?b",
     r"^\w*\b",
-    r"^(?:ab)c*",  # the parser inlines a plain group: ``^abc*``
-    r"^a|^b",  # the parser factors it to ``^[ab]``
     r"^x*" + "y" * 32,
+    r"\A\x{263a}+\z",
+    r"^[\x41-\x5A_]\.[-a]?$",
 ]
 NOT_LINEAR = [
     r"^(a+)+$",  # nested quantifiers: 2^n ways to split a run of a's
@@ -91,6 +147,11 @@ NOT_LINEAR = [
     r"^[a[:digit:]]$",
     r"^a{,3}$",  # a literal for RE2, a repeat for Python
     r"^a\B",  # Python's \B never matches in an empty text, RE2's does
+    r"^(?:ab)c*",  # a group, even one that could be inlined
+    r"^a|^b",  # an alternation, even one that could be factored
+    r"^a{2",  # a brace RE2 reads as text
+    r"^[a-c-e]",  # a dash that is neither a range nor the last item
+    r"^\p{L}",
 ]
 
 
@@ -173,6 +234,22 @@ def test_stdlib_engine_finds_what_re2_finds(pattern: str, texts: list[str]) -> N
     linear = compile_pattern(pattern)
     assert linear.engine == "re", pattern
     reference = _compile_re2(pattern)
+    for text in texts:
+        assert (linear.search(text) is not None) == (reference.search(text) is not None), text
+
+
+SYNTAX = st.text(alphabet="ab0-.^$\\[]{}()|*+?,:AzZbBdDwWsSx1234fFpQ\xe9 \n", max_size=10)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(body=SYNTAX, texts=st.lists(TEXTS, min_size=1, max_size=4))
+def test_every_pattern_of_the_subset_is_one_re2_accepts_alike(body: str, texts: list[str]) -> None:
+    # The subset is what runs without RE2: it must hold no pattern RE2 would refuse or read apart.
+    pattern = "^" + body
+    if linear_equivalent(pattern) is None:
+        return
+    reference = _compile_re2(pattern)
+    linear = compile_pattern(pattern)
     for text in texts:
         assert (linear.search(text) is not None) == (reference.search(text) is not None), text
 

@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from _rawhttp import exchange, request_bytes
 from ai_spine_tools.testing._http1 import HTTP1Pool
 from serverproc import EXAMPLES, TOOLS, ServerProcess, free_port, running_server
 
@@ -336,6 +337,18 @@ def test_reload_picks_up_an_edited_tool(tmp_path: Path) -> None:
     assert version == "1.0.1"
 
 
+def _wait_for_version(server: ServerProcess, version: str) -> str:
+    deadline = time.monotonic() + 20
+    seen = ""
+    while time.monotonic() < deadline and seen != version:
+        time.sleep(0.2)
+        try:
+            seen = httpx.get(f"{server.url}/health").json()["version"]
+        except (httpx.TransportError, ValueError):
+            continue
+    return seen
+
+
 def test_dev_reloads_after_an_edit_and_shows_full_errors(tmp_path: Path) -> None:
     tool_file = tmp_path / "editable.py"
     tool_file.write_text((TOOLS / "slow.py").read_text())
@@ -345,13 +358,47 @@ def test_dev_reloads_after_an_edit_and_shows_full_errors(tmp_path: Path) -> None
         tool_file.write_text(
             tool_file.read_text().replace('"version": "2.1.0"', '"version": "2.2.0"')
         )
-        deadline = time.monotonic() + 20
-        version = ""
-        while time.monotonic() < deadline and version != "2.2.0":
-            time.sleep(0.2)
-            try:
-                version = httpx.get(f"{server.url}/health").json()["version"]
-            except (httpx.TransportError, ValueError):
-                continue
+        version = _wait_for_version(server, "2.2.0")
     assert "visible" in failed.json()["error_message"]  # debug on: the exception text is shown
     assert version == "2.2.0"
+
+
+def test_dev_without_watchfiles_polls_and_says_so_in_one_line(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "watchfiles.py").write_text("raise ImportError('not installed')\n")
+    tool_file = tmp_path / "editable.py"
+    tool_file.write_text((TOOLS / "slow.py").read_text())
+    env = {"PYTHONPATH": os.pathsep.join([str(blocked), os.environ.get("PYTHONPATH", "")])}
+    with running_server(tool_file, command="dev", env=env) as server:
+        time.sleep(1.0)
+        tool_file.write_text(
+            tool_file.read_text().replace('"version": "2.1.0"', '"version": "2.2.0"')
+        )
+        version = _wait_for_version(server, "2.2.0")
+        server.stop()
+        output = server.output()
+    assert version == "2.2.0"
+    assert "Started reloader process" in output
+    assert "StatReload" in output
+    lines = [line for line in output.splitlines() if line.startswith("ai-spine dev:")]
+    assert lines == [
+        "ai-spine dev: watchfiles is not installed, so changes to .py files are found by "
+        "polling; pip install 'ai-spine-tools[reload]' to watch them instead"
+    ]
+
+
+def test_a_websocket_upgrade_is_never_accepted() -> None:
+    # websockets may be installed (another package's dependency): the server still speaks HTTP only.
+    upgrade = (
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    )
+    with running_server(EXAMPLES / "weather.py") as server:
+        reply = exchange(
+            server.port, [request_bytes("GET", "/health", headers=upgrade, close=False)]
+        )
+    assert reply.status == 200
+    assert b"upgrade" not in reply.head.lower()

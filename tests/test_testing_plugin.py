@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from serverproc import EXAMPLES
@@ -231,3 +235,25 @@ def test_breaker_starts_closed(tool_client, run):
 """,
     )
     result.assert_outcomes(passed=2)
+
+
+def test_importing_the_plugin_loads_no_server_stack() -> None:
+    # pytest imports the plugin in every project where the SDK is installed.
+    code = "import ai_spine_tools.testing.plugin, json, sys; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(out.stdout))
+    stack = ["starlette", "uvicorn", "httptools", "uvloop", "limits", "aiohttp", "psutil"]
+    stack += ["ai_spine_tools.server", "ai_spine_tools.testing._client", "ai_spine_tools.cli"]
+    found = {name for name in loaded for top in stack if name == top or name.startswith(top + ".")}
+    assert not found
+
+
+def test_the_testing_package_imports_its_names_on_first_use() -> None:
+    import ai_spine_tools.testing as testing
+
+    assert "load_test" in dir(testing)
+    assert testing.load_test.__module__ == "ai_spine_tools.testing._load"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        testing.nothing  # noqa: B018

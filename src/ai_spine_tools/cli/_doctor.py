@@ -20,6 +20,7 @@ import msgspec
 
 from ai_spine_tools.cli._checks import Finding
 from ai_spine_tools.core._tool import Tool
+from ai_spine_tools.fields._patterns import engine as pattern_engine
 from ai_spine_tools.observability._leakwatch import leak_verdict
 from ai_spine_tools.testing._report import LoadTestReport
 
@@ -244,6 +245,7 @@ def findings(
     sections["Event loop"] = loop
     sections["Pools and queue"] = _pressure(after, samples)
     sections["CPU"] = [_cpu(after, samples, where)]
+    sections["Installation"] = [Finding(level="info", message=pattern_engine())]
     return sections
 
 

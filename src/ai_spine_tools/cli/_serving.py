@@ -108,6 +108,14 @@ def dev(target: LoadedTool, host: str, port: int | None) -> None:
     """Serve TARGET for development: reload on change, full error messages, request log."""
     from ai_spine_tools.server._server import serve as run_server
 
+    try:
+        import watchfiles  # noqa: F401  (uvicorn's reloader uses it when it imports)
+    except ImportError:
+        click.echo(
+            "ai-spine dev: watchfiles is not installed, so changes to .py files are found by "
+            "polling; pip install 'ai-spine-tools[reload]' to watch them instead",
+            err=True,
+        )
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
     os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
     run_server(target.target, host=host, port=port, reload=True, log_level="debug")

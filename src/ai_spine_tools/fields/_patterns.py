@@ -1,34 +1,24 @@
 """Linear-time regular expressions for field patterns.
 
-Every pattern is compiled by RE2 (``google-re2``), whose matching time grows linearly with the
-input, so a pattern such as ``^(a+)+$`` cannot stall a server on a hostile string. RE2 refuses the
-few constructs that need backtracking (lookaround, backreferences); such a pattern is rejected when
-the field is declared, with a message saying why.
-
-A pattern in a small subset whose search time is linear on Python's own backtracking engine as well
-(see ``linear_equivalent``) runs on the stdlib ``re`` instead, which answers in a fraction of the
-time, rewritten so that it accepts exactly the strings RE2 accepts.
+No pattern may make validation backtrack for seconds on a hostile string (``^(a+)+$`` on
+``"a" * 40 + "!"``). A pattern in a small subset whose search time is linear on Python's own
+backtracking engine (see ``linear_equivalent``) runs on the stdlib ``re``, rewritten so that it
+accepts exactly the strings RE2 accepts. Any other pattern is compiled by RE2 (``google-re2``, the
+``[re2]`` extra), whose matching time grows linearly with the input; RE2 refuses the few constructs
+that need backtracking (lookaround, backreferences). Without ``google-re2`` (a platform with no
+wheel of it, such as Alpine) a pattern outside the subset is refused. Either way a refused pattern
+fails when the field is declared, with a message saying why.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
-
-import re2
+from typing import Any, Protocol
 
 from ai_spine_tools.exceptions import ToolDefinitionError
 
-if TYPE_CHECKING:  # typeshed describes re._parser under its old public name
-    import sre_constants as _sre
-    import sre_parse as _parser
-else:
-    from re import _constants as _sre
-    from re import _parser
-
-__all__ = ["Pattern", "compile_pattern", "linear_equivalent"]
+__all__ = ["Pattern", "compile_pattern", "engine", "linear_equivalent"]
 
 
 class Pattern(Protocol):
@@ -40,9 +30,30 @@ class Pattern(Protocol):
     def search(self, text: str) -> object | None: ...
 
 
-_OPTIONS = re2.Options()
-_OPTIONS.log_errors = False  # a refused pattern raises below; RE2 must not also print to stderr
-_OPTIONS.never_capture = True  # validators only ask whether there is a match: no groups to track
+def _re2() -> Any:
+    """google-re2, imported on the first pattern outside the linear subset; ``None`` where it is
+    not installed (no wheel for the platform, such as Alpine's musl)."""
+    try:
+        import re2
+    except ImportError:
+        return None
+    return re2
+
+
+def engine() -> str:
+    """Say which engines run field patterns in this installation (``ai-spine doctor``)."""
+    if _re2() is None:
+        return (
+            "field patterns: Python's re, linear subset only (google-re2 is not installed; "
+            "pip install 'ai-spine-tools[re2]' accepts every RE2 pattern)"
+        )
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = f" {version('google-re2')}"
+    except PackageNotFoundError:  # pragma: no cover - re2 importable without its metadata
+        release = ""
+    return f"field patterns: RE2 (google-re2{release}), Python's re for the linear subset"
 
 
 class _Program:
@@ -101,20 +112,34 @@ class _Linear:
 def compile_pattern(pattern: str, *, where: str = "pattern") -> Pattern:
     """Compile ``pattern`` for linear-time ``search``; raise ``ToolDefinitionError`` if refused.
 
-    RE2 decides which patterns are accepted and what they match; a pattern of the linear subset
-    then runs on the stdlib engine, rewritten to match the same strings.
+    A pattern of the linear subset runs on the stdlib engine, rewritten to match what RE2
+    matches; any other runs on RE2 (imported then), or is refused when google-re2 is not
+    installed.
     """
     if not isinstance(pattern, str):
         raise ToolDefinitionError(f"{where} must be a string (got {type(pattern).__name__})")
-    compiled = _compile_re2(pattern, where=where)
     equivalent = linear_equivalent(pattern)
-    return compiled if equivalent is None else _Linear(pattern, equivalent)
+    if equivalent is not None:
+        return _Linear(pattern, equivalent)
+    return _compile_re2(pattern, where=where)
 
 
 def _compile_re2(pattern: str, *, where: str = "pattern") -> Pattern:
     """Compile ``pattern`` with RE2 alone (the reference the linear subset is tested against)."""
+    re2 = _re2()
+    if re2 is None:
+        raise ToolDefinitionError(
+            f"{where} {pattern!r} needs RE2 (google-re2), which is not installed. Without it a "
+            "pattern must be anchored at the start (^ or \\A), without groups or alternation, "
+            "with at most one variable repetition (*, +, ?, {m,n}) of one character or class, "
+            "followed by at most 32 characters. pip install 'ai-spine-tools[re2]' to use any "
+            "pattern RE2 runs in linear time."
+        )
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern raises below; RE2 must not also print to stderr
+    options.never_capture = True  # validators only ask whether there is a match: no groups
     try:
-        compiled = re2.compile(pattern, _OPTIONS)
+        compiled = re2.compile(pattern, options)
     except (re2.error, UnicodeEncodeError) as exc:
         if isinstance(exc, UnicodeEncodeError):
             reason = "it contains a lone surrogate"
@@ -136,14 +161,16 @@ def _compile_re2(pattern: str, *, where: str = "pattern") -> Pattern:
 
 # -- the linear subset ---------------------------------------------------------------------------
 #
-# A pattern qualifies when its parsed form (what the stdlib engine would run) is:
-#   - anchored at the start: its first item is ``^`` (without MULTILINE) or ``\A``;
-#   - a flat sequence of items, each one single-character matcher (a literal, ``.``, a class,
-#     ``\d``...) or a zero-width assertion (``^``, ``$``, ``\A``, ``\b``): no group of any
-#     kind, no alternation, no backreference, no lookaround;
+# A pattern qualifies when, read with RE2's syntax by the small parser below, it is:
+#   - anchored at the start: its first item is ``^`` or ``\A``;
+#   - a flat sequence of items, each one single-character matcher (a literal, an escaped
+#     character, ``.``, a class ``[...]``, ``\d``...) or a zero-width assertion (``^``, ``$``,
+#     ``\A``, ``\z``, ``\b``): no group of any kind, no alternation, no flags, no backreference,
+#     no lookaround;
 #   - with quantifiers only on single-character matchers, and at most ONE of them variable
 #     (``*``, ``+``, ``?``, ``{m,}``, ``{m,n}`` with m != n, greedy or lazy); ``{n}`` is fixed;
 #   - with at most ``_MAX_TAIL`` characters matched after that variable quantifier.
+# Anything else, including every spelling the parser does not know, is outside the subset.
 #
 # Why the search is linear in the length n of the text. Being anchored, the match can only start at
 # position 0 (``_Linear`` calls ``match``; a ``search`` would fail in one step at every other
@@ -159,114 +186,206 @@ def _compile_re2(pattern: str, *, where: str = "pattern") -> Pattern:
 # subset excludes it, and such patterns stay on RE2.
 #
 # The stdlib engine reads some syntax differently from RE2, so the subset is not run as written
-# but rebuilt from the parse tree with RE2's meaning: ``$`` becomes ``\Z`` (Python's ``$`` also
-# matches before a final newline); ``\d``, ``\w``, ``\s`` and ``\b`` become RE2's ASCII classes
-# (Python's are Unicode); ``.`` becomes ``[^\n]``. Inline flags, ``\B`` (Python's never matches in
-# an empty text) and the two spellings the parsers disagree on (``[:alpha:]`` inside a class,
-# ``{,n}``) send a pattern to RE2.
+# but rebuilt from the parsed items with RE2's meaning: ``$`` and ``\z`` become ``\Z`` (Python's
+# ``$`` also matches before a final newline); ``\d``, ``\w``, ``\s`` and ``\b`` become RE2's ASCII
+# classes (Python's are Unicode); ``.`` becomes ``[^\n]``; every character is spelled as a code
+# point. The parser is written here, for RE2's syntax, rather than borrowed from the stdlib (whose
+# parser is private and reads Python's syntax).
 
 _MAX_TAIL = 32
+_MAX_REPEAT = 1000  # RE2 refuses larger counts
 _LAST = 0x10FFFF
 
 _Ranges = list[tuple[int, int]]
 
-_CATEGORIES: dict[Any, _Ranges] = {  # RE2's Perl classes, which are ASCII-only
-    _sre.CATEGORY_DIGIT: [(0x30, 0x39)],
-    _sre.CATEGORY_SPACE: [(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)],
-    _sre.CATEGORY_WORD: [(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)],
-}
-_NEGATED = {
-    _sre.CATEGORY_NOT_DIGIT: _sre.CATEGORY_DIGIT,
-    _sre.CATEGORY_NOT_SPACE: _sre.CATEGORY_SPACE,
-    _sre.CATEGORY_NOT_WORD: _sre.CATEGORY_WORD,
-}
-_ASSERTIONS = {
-    _sre.AT_BEGINNING: r"\A",
-    _sre.AT_BEGINNING_STRING: r"\A",
-    _sre.AT_END: r"\Z",  # RE2's $ (without MULTILINE) is the end of the text only
-    _sre.AT_END_STRING: r"\Z",
-    _sre.AT_BOUNDARY: r"\b",  # ASCII word boundaries, as RE2's, by the (?a) flag below
-}  # not \B: Python's never matches in an empty text, RE2's does
-_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT)
+_DIGIT: _Ranges = [(0x30, 0x39)]
+_SPACE: _Ranges = [(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)]  # RE2's \s: no \v
+_WORD: _Ranges = [(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)]
+_PERL = {"d": _DIGIT, "s": _SPACE, "w": _WORD}
+_CONTROL = {"a": 0x07, "f": 0x0C, "t": 0x09, "n": 0x0A, "r": 0x0D, "v": 0x0B}
+_ASSERTIONS = {"^": r"\A", "$": r"\Z", "A": r"\A", "z": r"\Z", "b": r"\b"}  # not \B: Python's
+# never matches in an empty text, RE2's does
+_QUANTIFIERS = {"*": (0, None), "+": (1, None), "?": (0, 1)}
+_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
+_HEX = re.compile(r"[0-9A-Fa-f]{2}|\{[0-9A-Fa-f]{1,6}\}")
+_SURROGATES = range(0xD800, 0xE000)
+
+
+class _OutsideError(Exception):
+    """The pattern is outside the linear subset (or not one the parser knows)."""
 
 
 def linear_equivalent(pattern: str) -> str | None:
     """Return a stdlib pattern that matches what RE2 matches for ``pattern`` and runs in linear
-    time, or ``None`` when ``pattern`` is outside the linear subset (it then runs on RE2)."""
-    if "[:" in pattern or "{," in pattern:  # a POSIX class for RE2, text or a repeat for Python
-        return None
+    time, or ``None`` when ``pattern`` is outside the linear subset."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # "possible nested set" and the like: RE2 differs
-            parsed = _parser.parse(pattern)
-    except (re.error, Warning, RecursionError, OverflowError):
+        return _Parser(pattern).equivalent()
+    except _OutsideError:
         return None
-    if parsed.state.flags != _sre.SRE_FLAG_UNICODE:  # an inline flag such as (?i), (?m) or (?s)
-        return None
-    items: list[Any] = list(parsed.data)
-    if not items or items[0] not in (
-        (_sre.AT, _sre.AT_BEGINNING),
-        (_sre.AT, _sre.AT_BEGINNING_STRING),
-    ):
-        return None
-    out = ["(?a)"]
-    variable = False
-    tail = 0  # characters matched after the variable quantifier
-    for op, arg in items:
-        if op is _sre.AT:
-            if arg not in _ASSERTIONS:
-                return None
-            out.append(_ASSERTIONS[arg])
-            continue
-        low, high, sub = arg if op in _REPEATS else (1, 1, [(op, arg)])
-        if len(sub) != 1:
-            return None
-        char = _character(*sub[0])
-        if char is None:
-            return None
-        if low != high:
+
+
+class _Parser:
+    """Reads a pattern of the linear subset in RE2's syntax, raising ``_OutsideError`` otherwise."""
+
+    __slots__ = ("at", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.at = 0
+
+    def equivalent(self) -> str:
+        if not self.text.startswith(("^", "\\A")):
+            raise _OutsideError
+        out = ["(?a)"]
+        variable = False
+        tail = 0  # characters matched after the variable quantifier
+        while self.at < len(self.text):
+            assertion = self._assertion()
+            if assertion is not None:
+                out.append(assertion)
+                continue
+            ranges = self._matcher()
+            char = _char_class(ranges)
+            if char is None:  # a class matching nothing
+                raise _OutsideError
+            low, high, lazy = self._quantifier()
+            if low != high:
+                if variable:
+                    raise _OutsideError
+                variable = True
+                out.append(f"{char}{{{low},{'' if high is None else high}}}{'?' if lazy else ''}")
+                continue
             if variable:
-                return None
-            variable = True
-            out.append(f"{char}{{{low},{'' if high is _sre.MAXREPEAT else high}}}")
-            if op is _sre.MIN_REPEAT:
-                out.append("?")
-            continue
-        if variable:
-            tail += low
-            if tail > _MAX_TAIL:
-                return None
-        out.append(char if low == 1 else f"{char}{{{low}}}")
-    return "".join(out)
+                tail += low
+                if tail > _MAX_TAIL:
+                    raise _OutsideError
+            out.append(char if low == 1 else f"{char}{{{low}}}")
+        return "".join(out)
 
+    def _peek(self, ahead: int = 0) -> str:
+        index = self.at + ahead
+        return self.text[index] if index < len(self.text) else ""
 
-def _character(op: Any, arg: Any) -> str | None:
-    """Return a stdlib class matching the characters RE2 matches for one parsed item, or
-    ``None`` for anything that is not a single-character matcher."""
-    if op is _sre.LITERAL:
-        return _char_class([(arg, arg)])
-    if op is _sre.NOT_LITERAL:
-        return _char_class(_complement([(arg, arg)]))
-    if op is _sre.ANY:  # no DOTALL here (inline flags were refused): anything but \n
-        return _char_class(_complement([(0x0A, 0x0A)]))
-    if op is not _sre.IN:
-        return None
-    ranges: _Ranges = []
-    negate = False
-    for index, (kind, value) in enumerate(arg):
-        if kind is _sre.NEGATE and index == 0:
-            negate = True
-        elif kind is _sre.LITERAL:
-            ranges.append((value, value))
-        elif kind is _sre.RANGE:
-            ranges.append(value)
-        elif kind is _sre.CATEGORY and value in _CATEGORIES:
-            ranges.extend(_CATEGORIES[value])
-        elif kind is _sre.CATEGORY and value in _NEGATED:
-            ranges.extend(_complement(_CATEGORIES[_NEGATED[value]]))
+    def _assertion(self) -> str | None:
+        char = self._peek()
+        if char in ("^", "$"):
+            self.at += 1
+        elif char == "\\" and self._peek(1) in ("A", "z", "b"):
+            char = self._peek(1)
+            self.at += 2
         else:
             return None
-    return _char_class(_complement(ranges) if negate else ranges)
+        if self._peek() in ("*", "+", "?", "{"):  # a repeated assertion
+            raise _OutsideError
+        return _ASSERTIONS[char]
+
+    def _matcher(self) -> _Ranges:
+        char = self._peek()
+        if char == "[":
+            return self._class()
+        if char == ".":  # no (?s) here (flags are outside the subset): anything but \n
+            self.at += 1
+            return _complement([(0x0A, 0x0A)])
+        if char == "\\":
+            return self._escape()
+        if not char or char in "()|*+?{}]":
+            raise _OutsideError
+        self.at += 1
+        return [(self._code(char),) * 2]
+
+    def _escape(self) -> _Ranges:
+        letter = self._peek(1)
+        self.at += 2
+        if letter.lower() in _PERL:
+            ranges = _PERL[letter.lower()]
+            return _complement(ranges) if letter.isupper() else ranges
+        if letter in _CONTROL:
+            code = _CONTROL[letter]
+        elif letter == "x":
+            found = _HEX.match(self.text, self.at)
+            if found is None:
+                raise _OutsideError
+            self.at = found.end()
+            code = int(found.group().strip("{}"), 16)
+            if code > _LAST or code in _SURROGATES:
+                raise _OutsideError
+        elif letter and letter.isascii() and not letter.isalnum():
+            code = ord(letter)  # an escaped punctuation or space character means itself
+        else:  # \p, \Q, \C, \1, \0, \B, \b in a class, and the rest
+            raise _OutsideError
+        return [(code, code)]
+
+    def _class(self) -> _Ranges:
+        self.at += 1
+        negate = self._peek() == "^"
+        if negate:
+            self.at += 1
+        ranges: _Ranges = []
+        first = True
+        while True:
+            char = self._peek()
+            if not char:
+                raise _OutsideError
+            if char == "]" and not first:
+                self.at += 1
+                break
+            if char == "[":  # [:alpha:] is a POSIX class to RE2, a nested set to Python
+                raise _OutsideError
+            if char == "-" and not first and self._peek(1) != "]":
+                raise _OutsideError  # a dash that is neither a range nor the last item
+            start = self._class_item()
+            first = False
+            if self._peek() == "-" and self._peek(1) not in ("]", ""):
+                self.at += 1
+                end = self._class_item()
+                if len(start) != 1 or len(end) != 1 or start[0][0] != start[0][1]:
+                    raise _OutsideError
+                if end[0][0] != end[0][1] or end[0][0] < start[0][0]:
+                    raise _OutsideError
+                ranges.append((start[0][0], end[0][0]))
+            else:
+                ranges.extend(start)
+        return _complement(ranges) if negate else ranges
+
+    def _class_item(self) -> _Ranges:
+        char = self._peek()
+        if char == "\\":
+            return self._escape()
+        self.at += 1
+        code = self._code(char)
+        return [(code, code)]
+
+    def _quantifier(self) -> tuple[int, int | None, bool]:
+        char = self._peek()
+        if char in _QUANTIFIERS:
+            self.at += 1
+            low, high = _QUANTIFIERS[char]
+        elif char == "{":
+            found = _REPEAT.match(self.text, self.at)
+            if found is None:  # a brace RE2 reads as text, which the subset leaves out
+                raise _OutsideError
+            self.at = found.end()
+            low = int(found.group(1))
+            high = (
+                low if found.group(2) is None else (int(found.group(3)) if found.group(3) else None)
+            )
+            if low > _MAX_REPEAT or (high is not None and (high > _MAX_REPEAT or high < low)):
+                raise _OutsideError
+        else:
+            return 1, 1, False
+        lazy = self._peek() == "?"
+        if lazy:
+            self.at += 1
+        if self._peek() in ("*", "+", "?", "{"):  # a repeated repetition: refused by RE2
+            raise _OutsideError
+        return low, high, lazy
+
+    @staticmethod
+    def _code(char: str) -> int:
+        code = ord(char)
+        if code in _SURROGATES:
+            raise _OutsideError  # RE2 takes UTF-8, which has no lone surrogates
+        return code
 
 
 def _merge(ranges: Iterable[tuple[int, int]]) -> _Ranges:

@@ -139,6 +139,7 @@ def serve(
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         lifespan="on",
+        ws="none",  # the tool contract is plain HTTP: no WebSocket upgrade, whatever is installed
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
         server_header=False,
         log_config=_log_config(settings),
@@ -198,6 +199,7 @@ def _serve_granian(target: str, settings: ServerSettings, *, reload: bool) -> No
         workers=settings.workers,
         factory=True,
         reload=reload,
+        websockets=False,
         log_level=settings.log_level,  # type: ignore[arg-type]
         workers_kill_timeout=int(settings.shutdown_grace_s) or None,
         backpressure=settings.max_client_connections,

@@ -18,21 +18,25 @@ The pytest plugin (``ai_spine_tools.testing.plugin``, loaded automatically) adds
 
 from __future__ import annotations
 
-from ai_spine_tools.testing._assertions import assert_success, assert_validation_error
-from ai_spine_tools.testing._client import (
-    AsyncToolTestClient,
-    ToolResponse,
-    ToolTestClient,
-    test_tool,
-)
-from ai_spine_tools.testing._data import InvalidInput, invalid_inputs, valid_input
-from ai_spine_tools.testing._http_stub import HTTPStub, StubRequest, StubResponse
-from ai_spine_tools.testing._leak import LeakCheckReport, LeakRound, leak_check
-from ai_spine_tools.testing._load import LoadProgress, load_test
-from ai_spine_tools.testing._progress import ProgressLine
-from ai_spine_tools.testing._report import LatencySummary, LoadTestReport, TimelinePoint
-from ai_spine_tools.testing._spine import MockAISpineClient, SpineResult
-from ai_spine_tools.testing._targets import ensure_loopback
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ai_spine_tools.testing._assertions import assert_success, assert_validation_error
+    from ai_spine_tools.testing._client import (
+        AsyncToolTestClient,
+        ToolResponse,
+        ToolTestClient,
+        test_tool,
+    )
+    from ai_spine_tools.testing._data import InvalidInput, invalid_inputs, valid_input
+    from ai_spine_tools.testing._http_stub import HTTPStub, StubRequest, StubResponse
+    from ai_spine_tools.testing._leak import LeakCheckReport, LeakRound, leak_check
+    from ai_spine_tools.testing._load import LoadProgress, load_test
+    from ai_spine_tools.testing._progress import ProgressLine
+    from ai_spine_tools.testing._report import LatencySummary, LoadTestReport, TimelinePoint
+    from ai_spine_tools.testing._spine import MockAISpineClient, SpineResult
+    from ai_spine_tools.testing._targets import ensure_loopback
 
 __all__ = [
     "AsyncToolTestClient",
@@ -60,3 +64,46 @@ __all__ = [
     "test_tool",
     "valid_input",
 ]
+
+# Each name is imported from its module on first use, so that the pytest plugin (a module of this
+# package, which pytest loads in every project where the SDK is installed) costs no server stack
+# until a fixture asks for it.
+_MODULES = {
+    "assert_success": "_assertions",
+    "assert_validation_error": "_assertions",
+    "AsyncToolTestClient": "_client",
+    "ToolResponse": "_client",
+    "ToolTestClient": "_client",
+    "test_tool": "_client",
+    "InvalidInput": "_data",
+    "invalid_inputs": "_data",
+    "valid_input": "_data",
+    "HTTPStub": "_http_stub",
+    "StubRequest": "_http_stub",
+    "StubResponse": "_http_stub",
+    "LeakCheckReport": "_leak",
+    "LeakRound": "_leak",
+    "leak_check": "_leak",
+    "LoadProgress": "_load",
+    "load_test": "_load",
+    "ProgressLine": "_progress",
+    "LatencySummary": "_report",
+    "LoadTestReport": "_report",
+    "TimelinePoint": "_report",
+    "MockAISpineClient": "_spine",
+    "SpineResult": "_spine",
+    "ensure_loopback": "_targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

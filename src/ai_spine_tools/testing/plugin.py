@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.testing._assertions import assert_success, assert_validation_error
-from ai_spine_tools.testing._client import ToolTestClient
-from ai_spine_tools.testing._spine import MockAISpineClient
+
+if TYPE_CHECKING:  # imported inside the fixtures: pytest loads this module in every project
+    from ai_spine_tools.testing._client import ToolTestClient
+    from ai_spine_tools.testing._spine import MockAISpineClient
 
 __all__ = [
     "assert_success",
@@ -85,6 +87,8 @@ def tool_client(request: pytest.FixtureRequest, tool: Tool) -> Iterator[ToolTest
     settings = {k: v for k, v in (marker.kwargs if marker else {}).items() if k != "tool"}
     if "http_stub" in request.fixturenames:
         settings["http"] = request.getfixturevalue("http_stub")
+    from ai_spine_tools.testing._client import ToolTestClient
+
     with ToolTestClient(tool, **settings) as client:
         yield client
 
@@ -117,6 +121,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 @pytest.fixture
 def mock_spine_client() -> Iterator[MockAISpineClient]:
     """A ``MockAISpineClient``, closed after the test."""
+    from ai_spine_tools.testing._spine import MockAISpineClient
+
     client = MockAISpineClient()
     try:
         yield client
