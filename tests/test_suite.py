@@ -115,6 +115,9 @@ def test_one_mcp_server_lists_and_calls_every_tool(suite: Any) -> None:
     }
     called = httpx.post(f"{suite.url}/mcp", json=call, headers=headers, timeout=10).json()
     assert called["result"]["structuredContent"] == {"eur": 90.0}
+    foreign = {**headers, "origin": "http://evil.example"}
+    refused = httpx.post(f"{suite.url}/mcp", json=call, headers=foreign, timeout=10)
+    assert (refused.status_code, refused.json()["error_code"]) == (403, "FORBIDDEN_ORIGIN")
     call["params"] = {"name": "nothing", "arguments": {}}
     unknown = httpx.post(f"{suite.url}/mcp", json=call, headers=headers, timeout=10).json()
     assert "Unknown tool 'nothing'" in json.dumps(unknown)

@@ -34,7 +34,7 @@ from ai_spine_tools.security._headers import API_SECURITY_HEADERS, page_security
 from ai_spine_tools.security._ratelimit import RateLimiter
 from ai_spine_tools.server import _lifecycle as lifecycle
 from ai_spine_tools.server import _probes as probes
-from ai_spine_tools.server._guards import AuthGate, RateGate
+from ai_spine_tools.server._guards import AuthGate, RateGate, check_origin
 from ai_spine_tools.server._pipeline import Pipeline
 from ai_spine_tools.server._wire import (
     _JSON,
@@ -307,14 +307,7 @@ class ToolApp:
         scope = request.scope
         body: bytes | None = None
         try:
-            origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
-            if origin is not None and origin.decode("latin-1") not in self.settings.cors_origins:
-                raise ToolError(
-                    "Origin not allowed: list it in AI_SPINE_CORS_ORIGINS",
-                    code="FORBIDDEN_ORIGIN",
-                    status=403,
-                    type="authentication_error",
-                )
+            check_origin(request, self.settings.cors_origins)
             if self.gate.on:
                 self.gate.authenticate(request, "/mcp")
             if scope["method"] == "POST":

@@ -14,6 +14,7 @@ from ai_spine_tools.exceptions import (
     AuthenticationError,
     OverloadedError,
     RateLimitError,
+    ToolError,
     UnsupportedContentTypeError,
 )
 from ai_spine_tools.observability import _dashboard
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ai_spine_tools.cache import RedisCache
     from ai_spine_tools.security._ratelimit import RateLimiter
 
-__all__ = ["Admission", "AuthGate", "RateGate", "check_content_type"]
+__all__ = ["Admission", "AuthGate", "RateGate", "check_content_type", "check_origin"]
 
 logger = logging.getLogger("ai_spine_tools.server")
 
@@ -258,4 +259,17 @@ def check_content_type(request: Request) -> None:
         raise UnsupportedContentTypeError(
             f"Request body must be JSON (Content-Type: application/json), "
             f"got {_clip(media.decode('latin-1'))}"
+        )
+
+
+def check_origin(request: Request, allowed: tuple[str, ...]) -> None:
+    """Refuse (403 ``FORBIDDEN_ORIGIN``) a browser's request from an origin not ``allowed``, as
+    MCP asks of ``/mcp`` against DNS rebinding; a request without ``Origin`` passes."""
+    origin = next((v for k, v in request.scope["headers"] if k == b"origin"), None)
+    if origin is not None and origin.decode("latin-1") not in allowed:
+        raise ToolError(
+            "Origin not allowed: list it in AI_SPINE_CORS_ORIGINS",
+            code="FORBIDDEN_ORIGIN",
+            status=403,
+            type="authentication_error",
         )

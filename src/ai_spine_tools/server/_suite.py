@@ -48,7 +48,7 @@ from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.security._headers import API_SECURITY_HEADERS
 from ai_spine_tools.server import _probes as probes
 from ai_spine_tools.server._app import ToolApp, shared_cache
-from ai_spine_tools.server._guards import AuthGate
+from ai_spine_tools.server._guards import AuthGate, check_origin
 from ai_spine_tools.server._wire import (
     Message,
     Receive,
@@ -284,6 +284,7 @@ class SuiteApp:
         scope = request.scope
         body: bytes | None = None
         try:
+            check_origin(request, self.settings.cors_origins)
             if self.gate.on and "/mcp" in self._protected:
                 self.gate.authenticate(request, "/mcp")
             if scope["method"] == "POST":
