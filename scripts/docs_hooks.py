@@ -5,10 +5,11 @@ writes it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.structure.files import File, Files
+if TYPE_CHECKING:  # MkDocs is needed to build the site, not to read its settings table
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED_IMAGES = {"images/benchmark.png": ROOT / "bench" / "results" / "server.png"}
@@ -38,6 +39,8 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Add the benchmark's own chart (``python -m bench.server`` writes it) to the site."""
+    from mkdocs.structure.files import File
+
     for uri, source in GENERATED_IMAGES.items():
         files.append(File.generated(config, uri, abs_src_path=str(source)))
     return files
