@@ -50,17 +50,21 @@ class ToolFile(click.ParamType):  # type: ignore[type-arg]  # generic only in ne
         self.stdout_to_stderr = stdout_to_stderr
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, LoadedTool):
+        if isinstance(value, LoadedTool | LoadedTools):
             return value
-        from ai_spine_tools.core._loader import load_tool
-
         redirect = (
             contextlib.redirect_stdout(sys.stderr)
             if self.stdout_to_stderr
             else contextlib.nullcontext()
         )
         with redirect:
-            return LoadedTool(value, load_tool(value))
+            return self.load(value)
+
+    def load(self, target: str) -> Any:
+        """Import ``target`` and return what it holds (here: its one tool)."""
+        from ai_spine_tools.core._loader import load_tool
+
+        return LoadedTool(target, load_tool(target))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +80,10 @@ class ToolFiles(ToolFile):
     """A TARGET naming one tool or several (``tools/``, ``module`` with ``tools = [...]``),
     loaded when the command line is read."""
 
-    name = "target"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, LoadedTools):
-            return value
+    def load(self, target: str) -> Any:
         from ai_spine_tools.core._loader import load_tools
 
-        redirect = (
-            contextlib.redirect_stdout(sys.stderr)
-            if self.stdout_to_stderr
-            else contextlib.nullcontext()
-        )
-        with redirect:
-            return LoadedTools(value, load_tools(value))
+        return LoadedTools(target, load_tools(target))
 
 
 def all_tools(targets: tuple[LoadedTools, ...]) -> list[Tool]:
