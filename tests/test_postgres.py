@@ -233,6 +233,69 @@ async def test_a_caller_cancelled_while_queued_leaves_no_place_taken(database: D
     assert (stats["in_use"], stats["waiting"], stats["acquired"]) == (0, 0, 2)
 
 
+async def _last_statement(pid: int) -> str:
+    """What the backend ``pid`` ran last, as PostgreSQL itself reports it."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        query: str = await admin.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid)
+        return query
+    finally:
+        await admin.close()
+
+
+async def test_a_plain_read_skips_the_reset_query_and_acquire_does_not(database: Database) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1) as pool:
+        pid = await pool.fetchval("SELECT pg_backend_pid()")
+        assert await _last_statement(pid) == "SELECT pg_backend_pid()"
+        assert await pool.fetchval("SELECT count(*) FROM users WHERE city = $1", "Lima") == 10
+        assert await _last_statement(pid) == "SELECT count(*) FROM users WHERE city = $1"
+        async with pool.acquire() as connection:
+            assert await connection.fetchval("SELECT pg_backend_pid()") == pid
+        assert "RESET ALL" in await _last_statement(pid)
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1, reset="always") as pool:
+        pid = await pool.fetchval("SELECT pg_backend_pid()")
+        assert "RESET ALL" in await _last_statement(pid)
+
+
+@pytest.mark.parametrize(
+    ("change", "method"),
+    [
+        ("SET application_name = 'leaked'", "execute"),
+        ("SELECT set_config('application_name', 'leaked', false)", "fetchval"),
+        ("select pg_catalog.set_config('application_name', 'leaked', false)", "fetchval"),
+        ("SELECT leak_setting()", "fetchval"),  # a function of the schema's, not a built-in
+    ],
+)
+async def test_a_statement_that_changes_the_session_is_followed_by_the_reset(
+    database: Database, change: str, method: str
+) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1) as pool:
+        await pool.execute(
+            "CREATE FUNCTION leak_setting() RETURNS text LANGUAGE sql "
+            "AS $$ SELECT set_config('application_name', 'leaked', false) $$"
+        )
+        await getattr(pool, method)(change)
+        assert await pool.fetchval("SELECT current_setting('application_name')") != "leaked"
+
+
+async def test_a_session_advisory_lock_is_released_with_its_connection(database: Database) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1) as pool:
+        await pool.fetchval("SELECT pg_advisory_lock(424242)")
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242"
+        assert await pool.fetchval(held) == 0
+
+
+async def test_a_transaction_left_open_is_rolled_back(database: Database) -> None:
+    async with PostgresPool(database.dsn(), min_size=1, max_size=1) as pool:
+        await pool.execute("BEGIN; INSERT INTO users (name, city) VALUES ('ghost', 'Nowhere')")
+        assert await pool.fetchval("SELECT count(*) FROM users WHERE name = 'ghost'") == 0
+
+
+def test_reset_is_auto_or_always() -> None:
+    with pytest.raises(ServerConfigurationError, match="'auto' or 'always'"):
+        PostgresPool("postgresql://h/db", reset="never")  # type: ignore[arg-type]
+
+
 async def test_a_statement_error_is_raised_unchanged_and_counted(database: Database) -> None:
     async with PostgresPool(database.dsn(), min_size=1, max_size=2) as pool:
         with pytest.raises(asyncpg.UndefinedColumnError):
