@@ -11,11 +11,15 @@ from ai_spine_tools.server._flow import Flow, Sweeper
 
 
 class Transport:
-    """Records pauses and resumes of reading."""
+    """Records pauses and resumes of reading, and what is written."""
 
     def __init__(self) -> None:
         self.reading = True
         self.closing = False
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
 
     def pause_reading(self) -> None:
         self.reading = False
@@ -52,10 +56,60 @@ class Reader:
         self.checked.append(now)
 
 
-def flow() -> tuple[Flow, Transport, Reader]:
+class Loop:
+    """Runs what ``call_soon`` was given when the test says the turn is over."""
+
+    def __init__(self) -> None:
+        self.ready: list[Any] = []
+
+    def call_soon(self, callback: Any, *args: Any) -> None:
+        self.ready.append((callback, args))
+
+    def end_turn(self) -> None:
+        ready, self.ready = self.ready, []
+        for callback, args in ready:
+            callback(*args)
+
+
+def flow(loop: Loop | None = None) -> tuple[Flow, Transport, Reader]:
     transport, reader = Transport(), Reader()
-    reader.flow = Flow(transport, reader)  # type: ignore[arg-type]
+    reader.flow = Flow(transport, reader, loop or Loop())  # type: ignore[arg-type]
     return reader.flow, transport, reader
+
+
+def test_answers_of_one_turn_go_out_together_at_its_end() -> None:
+    loop = Loop()
+    control, transport, _ = flow(loop)
+    control.send_soon(b"one")
+    control.send_soon(b"two")
+    assert transport.written == []
+    loop.end_turn()
+    assert transport.written == [b"onetwo"]
+    loop.end_turn()
+    assert transport.written == [b"onetwo"]  # nothing twice
+
+
+def test_what_waits_goes_out_before_anything_written_directly() -> None:
+    loop = Loop()
+    control, transport, _ = flow(loop)
+    control.send_soon(b"answer")
+    control.send_unsent()  # a refusal or a close is about to follow
+    transport.write(b"refusal")
+    loop.end_turn()
+    assert transport.written == [b"answer", b"refusal"]
+
+
+def test_nothing_is_written_to_a_closing_or_lost_connection() -> None:
+    loop = Loop()
+    control, transport, _ = flow(loop)
+    control.send_soon(b"late")
+    transport.closing = True
+    loop.end_turn()
+    control.send_soon(b"later")
+    control.drop_unsent()
+    transport.closing = False
+    loop.end_turn()
+    assert transport.written == []
 
 
 def test_a_pause_stops_the_transport_once() -> None:
