@@ -12,8 +12,8 @@ ready (every request it read this turn, every execution that could go on), so a 
 several connections gets its answers in a burst and is woken once for them, not once for each.
 Written one by one, each woke a client that had gone back to sleep, and on a virtual machine a
 wake-up costs the writer a few microseconds: ``bench/server.py`` measured the no-I/O tool at
-0.66-0.81 of the bare ASGI yardstick and its cache hits at 0.71-0.95; written this way, 0.99 and
-1.26. Whatever else the connection writes, or a close, sends what is waiting first
+0.66-0.81 of the bare ASGI yardstick and its cache hits at 0.71-0.95; written this way, 0.94 and
+1.20. Whatever else the connection writes, or a close, sends what is waiting first
 (``send_unsent``), so answers keep their order.
 
 Read deadlines are checked by one timer per server, each second (``Sweeper``), not one per request.
