@@ -61,5 +61,5 @@ def test_the_verdicts_kept_stay_bounded() -> None:
 
     for n in range(5000):
         leaves_session_alone(f"SELECT {n}")
-    assert len(_sql_session._neutral) <= 4096
+    assert len(_sql_session._verdicts) <= 4096
     assert leaves_session_alone("SELECT 1")

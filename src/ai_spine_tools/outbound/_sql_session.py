@@ -30,20 +30,20 @@ _NEUTRAL_CALL_WORDS = """
     json_array_elements json_build_array json_build_object json_object_agg jsonb_agg
     jsonb_array_elements jsonb_build_array jsonb_build_object jsonb_object_agg jsonb_set lag
     last_value lead least left length lower lpad ltrim make_interval max md5 min mod now nullif
-    percentile_cont percentile_disc pg_backend_pid pg_sleep position power random rank replace right
-    round row_number row_to_json rpad rtrim split_part sqrt string_agg substring sum to_char
-    to_date to_json to_jsonb to_timestamp trim trunc unnest upper
+    percentile_cont percentile_disc pg_backend_pid pg_sleep position power random rank replace
+    right round row_number row_to_json rpad rtrim split_part sqrt string_agg substring sum
+    to_char to_date to_json to_jsonb to_timestamp trim trunc unnest upper
 """
 _NEUTRAL_CALLS = frozenset(_NEUTRAL_CALL_WORDS.split())
 _CALLS = re.compile(r'(\.?\w+|")\s*\(')  # a schema-qualified name keeps its dot: not neutral
 _COLUMN_LIST = re.compile(r'\binto\s+[\w."]+\s*\(', re.IGNORECASE)  # INSERT INTO t (a, b)
-_neutral: dict[str, bool] = {}
+_verdicts: dict[str, bool] = {}
 
 
 def leaves_session_alone(query: str) -> bool:
     """Whether ``query`` (one statement) cannot have left anything for the reset query to undo
     (settings, session advisory locks, cursors, LISTEN). In doubt, false: the full reset."""
-    known = _neutral.get(query)
+    known = _verdicts.get(query)
     if known is None:
         words = query.lstrip(" \t\r\n(").split(None, 1)
         known = (
@@ -54,7 +54,7 @@ def leaves_session_alone(query: str) -> bool:
                 for word in _CALLS.findall(_COLUMN_LIST.sub(" ", query))
             )
         )
-        if len(_neutral) >= 4096:  # statements are usually constants; a flood of them is not
-            _neutral.clear()
-        _neutral[query] = known
+        if len(_verdicts) >= 4096:  # statements are usually constants; a flood of them is not
+            _verdicts.clear()
+        _verdicts[query] = known
     return known
