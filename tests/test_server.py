@@ -363,6 +363,33 @@ def test_dev_reloads_after_an_edit_and_shows_full_errors(tmp_path: Path) -> None
     assert version == "2.2.0"
 
 
+def test_dev_serves_a_folder_of_tools_and_reloads_an_edit_of_one(tmp_path: Path) -> None:
+    folder = tmp_path / "tools"
+    folder.mkdir()
+    for name in ("weather.py", "currency.py"):
+        (folder / name).write_text((TOOLS / "suite" / name).read_text())
+    with running_server(folder, command="dev") as server:
+        weather = httpx.post(
+            f"{server.url}/weather/api/execute", json={"input_data": {"city": "Oslo"}}
+        )
+        time.sleep(1.0)  # the file watcher takes its first look after the server is up
+        currency = folder / "currency.py"
+        currency.write_text(
+            currency.read_text().replace('"version": "2.0.0"', '"version": "2.1.0"')
+        )
+        deadline = time.monotonic() + 20
+        seen = ""
+        while time.monotonic() < deadline and seen != "2.1.0":
+            time.sleep(0.2)
+            try:
+                seen = httpx.get(f"{server.url}/currency/health").json()["version"]
+            except (httpx.TransportError, ValueError, KeyError):
+                continue
+        still = httpx.get(f"{server.url}/weather/health").json()["version"]
+    assert weather.json()["output_data"]["city"] == "Oslo"
+    assert (seen, still) == ("2.1.0", "1.1.0")
+
+
 def test_dev_without_watchfiles_polls_and_says_so_in_one_line(tmp_path: Path) -> None:
     blocked = tmp_path / "blocked"
     blocked.mkdir()

@@ -100,13 +100,19 @@ def serve(
 
 
 @click.command()
-@click.argument("target", type=TOOL_FILE)
+@click.argument("targets", metavar="TARGET...", nargs=-1, required=True, type=TOOL_FILES)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [PORT, 3000].")
 @ENV_FILE
-def dev(target: LoadedTool, host: str, port: int | None) -> None:
-    """Serve TARGET for development: reload on change, full error messages, request log."""
+def dev(targets: tuple[LoadedTools, ...], host: str, port: int | None) -> None:
+    """Serve TARGET for development: reload on change, full error messages, request log.
+
+    Several TARGETs, or a folder of tool files, serve every tool in one server, as ``serve``
+    does, and an edit of any of their files reloads them all.
+    """
     from ai_spine_tools.server._server import serve as run_server
+
+    all_tools(targets)  # two tools of one name: refused before anything starts
 
     try:
         import watchfiles  # noqa: F401  (uvicorn's reloader uses it when it imports)
@@ -118,7 +124,14 @@ def dev(target: LoadedTool, host: str, port: int | None) -> None:
         )
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
     os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
-    run_server(target.target, host=host, port=port, reload=True, log_level="debug")
+    given = [target.target for target in targets]
+    run_server(
+        given[0] if len(given) == 1 else given,
+        host=host,
+        port=port,
+        reload=True,
+        log_level="debug",
+    )
 
 
 @click.command()
