@@ -264,6 +264,7 @@ async def test_a_plain_read_skips_the_reset_query_and_acquire_does_not(database:
         ("SELECT set_config('application_name', 'leaked', false)", "fetchval"),
         ("select pg_catalog.set_config('application_name', 'leaked', false)", "fetchval"),
         ("SELECT leak_setting()", "fetchval"),  # a function of the schema's, not a built-in
+        ("SELECT 1; SET application_name = 'leaked'", "execute"),  # two statements at once
     ],
 )
 async def test_a_statement_that_changes_the_session_is_followed_by_the_reset(

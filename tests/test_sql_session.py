@@ -23,6 +23,7 @@ from ai_spine_tools.outbound._sql_session import leaves_session_alone
         "SELECT coalesce(max(score), 0)::numeric(10, 2) FROM users",
         "VALUES (1), (2)",
         "TABLE users",
+        "SELECT 1;",
     ],
 )
 def test_plain_reads_and_writes_leave_the_session_alone(query: str) -> None:
@@ -48,6 +49,8 @@ def test_plain_reads_and_writes_leave_the_session_alone(query: str) -> None:
         "/* a comment first */ SELECT 1",
         "EXPLAIN ANALYZE SELECT 1",
         "CALL refresh_all()",
+        "SELECT 1; SET search_path TO other",  # execute() without arguments runs both
+        "UPDATE t SET n = 1;\nSET application_name = 'x';",
         "",
         "   ",
     ],

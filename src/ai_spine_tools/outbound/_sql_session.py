@@ -41,14 +41,16 @@ _verdicts: dict[str, bool] = {}
 
 
 def leaves_session_alone(query: str) -> bool:
-    """Whether ``query`` (one statement) cannot have left anything for the reset query to undo
-    (settings, session advisory locks, cursors, LISTEN). In doubt, false: the full reset."""
+    """Whether ``query`` cannot have left anything for the reset query to undo (settings,
+    session advisory locks, cursors, LISTEN): one statement of a read or write verb calling only
+    SQL keywords, type names and harmless built-ins. In doubt, false: the full reset."""
     known = _verdicts.get(query)
     if known is None:
         words = query.lstrip(" \t\r\n(").split(None, 1)
         known = (
             bool(words)
             and words[0].lower() in _NEUTRAL_VERBS
+            and ";" not in query.rstrip(" \t\r\n;")  # execute() without arguments runs several
             and all(
                 word.lower() in _NEUTRAL_CALLS
                 for word in _CALLS.findall(_COLUMN_LIST.sub(" ", query))
