@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -444,6 +445,30 @@ async def test_a_timeout_raised_by_the_tool_itself_is_an_upstream_timeout_not_ou
     result = await make_tool(execute).run({"city": "x"}, timeout_ms=5000)
     assert result.failure is not None
     assert (result.error_code, result.failure.status) == ("UPSTREAM_TIMEOUT", 504)
+
+
+async def test_run_counts_an_async_execute_that_blocks_past_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def execute(input: dict[str, Any]) -> dict[str, Any]:
+        time.sleep(0.15)  # noqa: ASYNC251 - blocks the loop: the deadline cannot cancel it
+        return {"slept": True}
+
+    tool = make_tool(execute)
+    result = await tool.run({"city": "x"}, timeout_ms=20)
+    assert result.data == {"slept": True}  # the work is done: its result is kept, and reported
+    assert tool.overruns == 1
+    [warning] = [r.getMessage() for r in caplog.records if "past its 20 ms" in r.getMessage()]
+    assert "blocked the event loop" in warning
+
+
+async def test_an_execution_stopped_at_its_deadline_is_no_overrun() -> None:
+    async def execute(input: dict[str, Any]) -> None:
+        await asyncio.sleep(10)
+
+    tool = make_tool(execute)
+    assert (await tool.run({"city": "x"}, timeout_ms=20)).error_code == "TIMEOUT_ERROR"
+    assert tool.overruns == 0
 
 
 async def test_sync_execute_times_out_too() -> None:

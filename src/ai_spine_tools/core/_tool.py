@@ -49,6 +49,7 @@ logger = logging.getLogger("ai_spine_tools")
 
 DEFAULT_TIMEOUT_MS = 25_000
 """Below the AI Spine platform's own 30 s, so the caller gets our 408 rather than its timeout."""
+_OVERRUN_SLACK_S = 0.05  # past the deadline's 10 ms slot, what loop latency alone can add
 
 Execute = Callable[..., Any]
 UnknownFields = Literal["reject", "ignore"]
@@ -115,6 +116,9 @@ class Tool:
         self._setup, self._cleanup, self._health_check = setup, cleanup, health_check
         self.threads = ThreadRunner(self.name, max_threads or min(32, (os.cpu_count() or 1) + 4))
         """The thread pool of sync functions, and what holds its threads (``checks.executor``)."""
+        self.overruns = 0
+        """Executions that ended past their deadline uncancelled (``invoke``): async ones that
+        blocked the event loop or swallowed the cancellation; the thread pool counts sync ones."""
         self._lock: asyncio.Lock | None = None
         self._started = False
         self.resources: Any = None
@@ -225,18 +229,20 @@ class Tool:
 
         Every failure, a validation error included, comes back as an error result; call
         ``result.raise_for_error()`` to raise it instead. ``setup`` runs first if needed.
+        The steps are the server's once a request is decoded (the same schema, config resolver
+        and ``invoke``), except that the result cache is not consulted: ``data`` is what
+        ``execute`` returned, not the JSON a cached answer holds.
         """
         if not self._started:
             await self.start()
-        timeout = timeout_ms or self.timeout_ms or DEFAULT_TIMEOUT_MS
-        context = self.new_context(
-            execution_id=execution_id, metadata=metadata, timeout_ms=timeout, debug=debug
-        )
         try:
             values = self.input_schema.validate({} if input is None else input)
             settings = self.config.for_request(config)
         except ToolError as exc:
             return ToolResult.from_exception(exc)
+        context = self.new_context(
+            execution_id=execution_id, metadata=metadata, timeout_ms=timeout_ms, debug=debug
+        )
         return await self.invoke(values, settings, context)
 
     def new_context(
@@ -273,10 +279,14 @@ class Tool:
         config: dict[str, Any],
         context: ToolContext,
     ) -> ToolResult:
-        """Execute with already-validated values under the context's deadline."""
+        """Execute with already-validated values under the context's deadline: the run step of
+        every entry (the server's pipeline, the result cache on a miss, ``run``). An execution
+        that ends past its deadline without being stopped is counted and logged (``overran``).
+        """
         task: Any = asyncio.current_task()
         watcher = deadlines(None if task is None else task.get_loop())
-        slot = None if context.deadline is None else watcher.watch(task, context.deadline)
+        deadline = context.deadline
+        slot = None if deadline is None else watcher.watch(task, deadline)
         try:
             if self._is_async:
                 if self._arity >= 0:
@@ -294,11 +304,11 @@ class Tool:
                 if inspect.isawaitable(value):  # a sync function that returned a coroutine
                     value = await value
         except ToolError as exc:
-            return ToolResult.from_exception(exc)
+            result = ToolResult.from_exception(exc)
         except asyncio.CancelledError:
             if not watcher.expired(task):
                 raise
-            return ToolResult.from_exception(
+            return ToolResult.from_exception(  # stopped at its deadline: no overrun
                 ExecutionTimeoutError(
                     f"Execution exceeded its timeout of {context.timeout_ms} ms",
                     details={"timeout_ms": context.timeout_ms},
@@ -308,11 +318,15 @@ class Tool:
             failure = error_for(
                 exc, self.name, execution_id=context.execution_id, debug=context.debug
             )
-            return ToolResult.from_exception(failure)
+            result = ToolResult.from_exception(failure)
+        else:
+            result = normalise_result(value)
         finally:
             if slot is not None:
                 watcher.release(task, slot)
-        return normalise_result(value)
+        if deadline is not None and time.monotonic() > deadline + _OVERRUN_SLACK_S:
+            self._overran(context, deadline, result.failure)
+        return result
 
     def open_stream(
         self, input: dict[str, Any], config: dict[str, Any], context: ToolContext
@@ -379,6 +393,22 @@ class Tool:
         return anthropic_tool(self, strict=strict)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _overran(self, context: ToolContext, deadline: float, failure: ToolError | None) -> None:
+        """An execution ended past its deadline and was not stopped: count it and say why (a
+        timeout the tool raised itself is no overrun)."""
+        if isinstance(failure, ExecutionTimeoutError):
+            return
+        self.overruns += 1
+        logger.warning(
+            "tool %r: an execution ran %.0f ms, past its %d ms deadline, and could not be "
+            "stopped: its async execute blocked the event loop (or swallowed the cancellation), "
+            "and a deadline can only cancel code at an await. Make the slow call async, or "
+            "declare execute with a plain def so it runs in the thread pool (README: Deadlines).",
+            self.name,
+            (time.monotonic() - deadline) * 1000.0 + (context.timeout_ms or 0),
+            context.timeout_ms,
+        )
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if is_async(fn):

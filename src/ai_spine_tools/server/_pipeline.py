@@ -6,15 +6,21 @@ Read this module first. Every entry is a thin call into ``Pipeline.execute``:
   once its body is in (``ToolApp.respond``, called by ``_protocol``);
 - a cache hit for a body seen before, answered without a task (``answer_from_cache``): the same
   steps for such a hit, declining (changing nothing) whenever one of them would do more;
-- an MCP ``tools/call`` (``_mcp.execute_call``), with the carrier's peer and key id.
+- an MCP ``tools/call`` (``_mcp.execute_call``), with the carrier's peer and key id;
+- in-process, ``await tool.run(input, config)`` (``core/_tool.py``) joins the corridor after the
+  envelope, since it has no request: the input and config it is given are validated by the same
+  schema and config resolver, and the tool runs through the same ``Tool.invoke``. It does not
+  consult the result cache (a cached answer holds JSON; ``run`` returns what ``execute``
+  returned) and collects a stream rather than sending it.
 
 The corridor, each step in the object that owns it: a slot (``Admission``) → content type →
 rate limit (``RateGate``) → the body, bounded → its signature (``AuthGate``; the key was checked
 on the route) → JSON bounds (``JSONLimits``) → a body seen before (``ToolCache``) → the envelope →
 input and config validated (the tool's ``Schema`` and ``ConfigResolver``) → run: streamed
-(``ResultStream``), through the result cache, or plain, under the deadline (``Tool.invoke``) →
-the envelope encoded → metrics, trace span and log line. Any step raises a ``ToolError``; the
-corridor turns it into the error envelope in one place (``error``).
+(``ResultStream``), through the result cache, or plain, under the deadline (``Tool.invoke``,
+which also counts and logs an execution that outlived its deadline uncancelled) → the envelope
+encoded → metrics, trace span and log line. Any step raises a ``ToolError``; the corridor turns
+it into the error envelope in one place (``error``).
 """
 
 from __future__ import annotations
@@ -27,10 +33,7 @@ import msgspec
 
 from ai_spine_tools.core._context import SecurityContext, ToolContext, new_execution_id
 from ai_spine_tools.core._tool import DEFAULT_TIMEOUT_MS
-from ai_spine_tools.exceptions import (
-    ExecutionTimeoutError,
-    ToolError,
-)
+from ai_spine_tools.exceptions import ToolError
 from ai_spine_tools.observability._logging import log_execution
 from ai_spine_tools.security._limits import JSONLimits, has_open_fields
 from ai_spine_tools.server._answers import Answers
@@ -57,7 +60,6 @@ __all__ = ["Pipeline"]
 logger = logging.getLogger("ai_spine_tools.server")
 
 _EXECUTE = "/api/execute"
-_OVERRUN_SLACK_MS = 50  # past the deadline's 10 ms slot, what loop latency alone can add
 
 
 class Pipeline:
@@ -85,10 +87,6 @@ class Pipeline:
         )
         self.results = tool.cache if tool.cache.enabled else None
         self.timeout_ms = tool.timeout_ms or settings.request_timeout_ms or DEFAULT_TIMEOUT_MS
-        # An execution that ends this long after it began outlived its deadline uncancelled:
-        # its async execute blocked the loop (a cancelled one ends within a 10 ms slot of it).
-        self._overrun_ms = self.timeout_ms + _OVERRUN_SLACK_MS
-        self.overruns = 0  # such executions, for /metrics
         self._limits = JSONLimits(
             max_depth=settings.max_json_depth, max_items=settings.max_json_items
         )
@@ -182,8 +180,6 @@ class Pipeline:
                 begun = time.perf_counter()
                 result = await tool.invoke(values, config, context)
                 took_ms = (time.perf_counter() - begun) * 1000.0
-                if took_ms > self._overrun_ms:
-                    self._overran(took_ms, result.failure)
                 if result.failure is not None:
                     raise result.failure
                 if span is not None:
@@ -309,8 +305,6 @@ class Pipeline:
             return self.answers.success(execution_id, result.data, result.metadata, took_ms)
         outcome = await self.results.fetch(values, config, context, flags)
         took_ms = (time.perf_counter() - begun) * 1000.0
-        if took_ms > self._overrun_ms:
-            self._overran(took_ms, outcome.failure)
         if outcome.failure is not None:
             raise outcome.failure
         if not (flags.no_cache or flags.no_store or request.cache_directives):
@@ -354,22 +348,6 @@ class Pipeline:
         self.count_execution(request, exc.code)
         return self.answers.error(request, exc, errors_as_200=True)
 
-    def _overran(self, took_ms: float, failure: ToolError | None) -> None:
-        """An execution ran ``took_ms``, past its deadline, and was not stopped: count it and
-        say why (a timeout answered on time is no overrun)."""
-        if isinstance(failure, ExecutionTimeoutError):
-            return
-        self.overruns += 1
-        logger.warning(
-            "tool %r: an execution ran %.0f ms, past its %d ms deadline, and could not be "
-            "stopped: its async execute blocked the event loop (or swallowed the cancellation), "
-            "and a deadline can only cancel code at an await. Make the slow call async, or "
-            "declare execute with a plain def so it runs in the thread pool (README: Deadlines).",
-            self.tool.name,
-            took_ms,
-            self.timeout_ms,
-        )
-
     def count_execution(self, request: Request, code: str | None) -> None:
         """Count a finished execution (``code``: its error, if any) in the built-in metrics."""
         if self._metrics_on:
@@ -398,7 +376,7 @@ class Pipeline:
         return {
             **self.admission.figures(),
             "executor": threads.figures(),
-            "deadline_overruns": {"sync": threads.overdue_total, "async": self.overruns},
+            "deadline_overruns": {"sync": threads.overdue_total, "async": self.tool.overruns},
         }
 
 
