@@ -65,6 +65,24 @@ def _changed_source(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inspect, "getsource", lambda module: changed)
 
 
+def _changed_data_received(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Path(httptools_impl.__file__).read_text()
+    changed = source.replace('msg = "Invalid HTTP request received."', 'msg = "Bad request."')
+    assert changed != source
+    monkeypatch.setattr(inspect, "getsource", lambda module: changed)
+
+
+def _reformatted_data_received(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Path(httptools_impl.__file__).read_text()
+    # Comments, blank lines and quotes are not the syntax tree: not a change.
+    changed = source.replace(
+        "        self._unset_keepalive_if_required()\n\n        try:\n",
+        "        self._unset_keepalive_if_required()  # first\n        try:\n",
+    )
+    assert changed != source
+    monkeypatch.setattr(inspect, "getsource", lambda module: changed)
+
+
 def _unimportable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "httptools", None)
 
@@ -77,6 +95,7 @@ def _unimportable(monkeypatch: pytest.MonkeyPatch) -> None:
         (_new_flow_method, "uvicorn's flow control now has pause_both"),
         (_own_callback, "HttpToolsProtocol now has on_chunk_header"),
         (_changed_source, "on_response_complete no longer uses self.pipeline.pop"),
+        (_changed_data_received, "HttpToolsProtocol.data_received changed"),
         (_unimportable, "cannot import httptools"),
     ],
 )
@@ -85,6 +104,11 @@ def test_a_missing_or_changed_hook_is_named(
 ) -> None:
     breakage(monkeypatch)
     assert any(named in problem for problem in hooks.problems()), hooks.problems()
+
+
+def test_a_reformatted_method_is_no_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    _reformatted_data_received(monkeypatch)
+    assert hooks.problems() == []
 
 
 def test_on_a_mismatch_one_warning_and_uvicorns_own_protocol(

@@ -123,8 +123,9 @@ _USES: dict[str, frozenset[str]] = {
     "connection_made": frozenset({"self.connections.add", "FlowControl"}),
 }
 # Replaced whole by GuardedHTTPProtocol (it parses in slices): any change to uvicorn's own
-# must be looked at. The digest of its syntax tree in uvicorn 0.54 and 0.55.
-_REPLACED = {"data_received": "cfb48d758978bf71"}
+# must be looked at. The digest of its syntax tree in uvicorn 0.54 and 0.55 (``_canonical``: the
+# same on Python 3.11, 3.12 and 3.13).
+_REPLACED = {"data_received": "cb935656344dd15a"}
 # Parser callbacks httptools looks up on the protocol; GuardedHTTPProtocol defines them alone.
 _OWN_CALLBACKS = ("on_chunk_header", "on_chunk_complete")
 
@@ -255,7 +256,23 @@ def _dotted(node: ast.AST) -> Iterator[str]:
 
 
 def _digest(method: ast.FunctionDef) -> str:
-    return hashlib.sha256(ast.dump(method).encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical(method).encode()).hexdigest()[:16]
+
+
+def _canonical(node: Any) -> str:
+    """A syntax tree as text that every Python reads alike: ``ast.dump`` differs between
+    versions (3.13 leaves out empty fields, 3.12 added ``type_params``), so fields that are
+    empty or ``None`` are left out here on every version."""
+    if isinstance(node, ast.AST):
+        fields = ",".join(
+            f"{name}={_canonical(value)}"
+            for name, value in ast.iter_fields(node)
+            if value is not None and value != []
+        )
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(item) for item in node) + "]"
+    return repr(node)
 
 
 def http_protocol() -> Any:
