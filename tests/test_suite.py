@@ -82,6 +82,18 @@ def test_the_root_lists_the_tools_and_refuses_unprefixed_executions(suite: Any) 
     assert encoded.status_code == 404  # a path routes as sent
 
 
+def test_the_roots_answers_carry_a_tools_headers_but_its_version(suite: Any) -> None:
+    listing = httpx.get(f"{suite.url}/", headers={"x-request-id": "root-1"})
+    refused = post(f"{suite.url}/api/execute", {}, **{"x-request-id": "root-2"})
+    foreign = {"origin": "http://evil.example", "x-request-id": "root-3"}
+    mcp = httpx.post(f"{suite.url}/mcp", json={}, headers=foreign, timeout=10)
+    for answer, request_id in ((listing, "root-1"), (refused, "root-2"), (mcp, "root-3")):
+        assert answer.headers["x-request-id"] == request_id
+        assert answer.headers["x-response-time"].endswith("ms")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "x-tool-version" not in answer.headers
+
+
 def test_the_root_probes_and_metrics_cover_every_tool(suite: Any) -> None:
     post(f"{suite.url}/weather/api/execute", {"input_data": {"city": "Lima"}})
     health = httpx.get(f"{suite.url}/health")

@@ -1,5 +1,5 @@
-"""What goes back: the envelopes of the HTTP contract, encoded once each, and the request
-envelope decoded with the error it deserves."""
+"""What goes back: the envelopes of the HTTP contract, encoded once each, the headers every
+answer carries and its sending; and the request envelope decoded with the error it deserves."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ai_spine_tools.core._context import new_execution_id
 from ai_spine_tools.core._output import ENCODER, check_finite, unserializable
 from ai_spine_tools.exceptions import (
     ConfigurationError,
@@ -17,11 +18,14 @@ from ai_spine_tools.exceptions import (
     ValidationIssue,
 )
 from ai_spine_tools.fields._schema import invalid_json
+from ai_spine_tools.security._headers import API_SECURITY_HEADERS, page_security_headers
 from ai_spine_tools.server._wire import (
+    _JSON,
     _X_CACHE_HIT,
     _X_CACHE_MISS,
     Request,
     Response,
+    Send,
     _CacheBlock,
     _CachedSuccess,
     _Envelope,
@@ -33,17 +37,28 @@ from ai_spine_tools.server._wire import (
 if TYPE_CHECKING:
     from ai_spine_tools._settings import ServerSettings
     from ai_spine_tools.cache import CacheOutcome
+    from ai_spine_tools.core._tool import Tool
 
-__all__ = ["Answers"]
+__all__ = ["Answers", "Headers"]
+
+Headers = list[tuple[bytes, bytes]]
 
 logger = logging.getLogger("ai_spine_tools.server")
 
 
 class Answers:
-    """The request envelope in, and the success, cached and error envelopes out, of one tool."""
+    """The request envelope in, and the answers out, of one tool (or of a suite's root, which
+    answers no execution: ``tool`` is ``None``): the success, cached and error envelopes, the
+    headers each answer carries and its sending."""
 
-    def __init__(self, tool_name: str, settings: ServerSettings) -> None:
-        self.tool_name = tool_name
+    def __init__(self, settings: ServerSettings, tool: Tool | None = None) -> None:
+        self.tool_name = "" if tool is None else tool.name
+        own: Headers = [] if tool is None else [(b"x-tool-version", tool.version.encode())]
+        self._own = own
+        self.fixed_headers: Headers = [*own, *API_SECURITY_HEADERS]
+        """What every answer but a page carries after its request id and response time: the
+        tool's version, then the security headers of an answer that loads nothing."""
+        self._page_policy = settings.content_security_policy
         self._errors_as_200 = settings.errors_as_200
         self._envelope = msgspec.json.Decoder(_Envelope)
         self._encoder = ENCODER
@@ -141,3 +156,39 @@ class Answers:
             headers.append((b"retry-after", str(max(1, -(-exc.retry_after_ms // 1000))).encode()))
         status = 200 if errors_as_200 and self._errors_as_200 else exc.status
         return Response(status, self._encoder.encode(body), headers)
+
+    # -- the way out ---------------------------------------------------------------------------
+
+    def headers(self, request: Request, response: Response) -> Headers:
+        """The headers of ``response``: content type and length first, then ours, then its own."""
+        elapsed_ms = (time.perf_counter() - request.started) * 1000.0
+        content_type = response.content_type
+        return [
+            (b"content-type", content_type),
+            (b"content-length", str(len(response.body)).encode()),
+            (b"x-request-id", request.request_id or new_execution_id().encode()),
+            (b"x-response-time", f"{elapsed_ms:.3f}ms".encode()),
+            *(
+                self.fixed_headers
+                if content_type is _JSON or not content_type.startswith(b"text/html")
+                else [*self._own, *page_security_headers(self._page_policy, response.body)]
+            ),
+            *request.extra_headers,
+            *response.headers,
+        ]
+
+    async def send(self, send: Send, request: Request, response: Response, *, head: bool) -> None:
+        """Send ``response`` over ASGI (a stream as it is produced; no body for ``HEAD``)."""
+        headers = self.headers(request, response)
+        stream = response.stream
+        if stream is not None:
+            del headers[1]  # no content-length: the body goes out as it is produced
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+            except BaseException:
+                await stream.abort()
+                raise
+            await stream.send(send, request.receive)
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else response.body})

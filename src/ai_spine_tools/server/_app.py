@@ -2,8 +2,9 @@
 
 A request is routed (the path as sent), authenticated on a protected route (``AuthGate``) and
 handed to its handler: ``/api/execute`` to the execution pipeline (``_pipeline``, which the
-connection's fast path, cache hits and MCP call as well), the other routes to ``_probes``. The
-answer goes out with the same headers whichever way it was made. Everything derived from the
+connection's fast path, cache hits and MCP call as well), the other routes to ``_probes``,
+``/mcp`` to ``MCPEndpoint.serve``. The answer goes out with the same headers whichever way it
+was made (``Answers``, as a suite's root answers too). Everything derived from the
 tool (routes, schemas, the OpenAPI document, static headers) is built once, when the app is
 created; a ``ToolError`` from any step becomes the error envelope in one place.
 """
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ai_spine_tools._settings import PUBLIC_ROUTE_CHOICES, ServerSettings
 from ai_spine_tools.cache import RedisCache
-from ai_spine_tools.core._context import new_execution_id
 from ai_spine_tools.core._output import ENCODER
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import (
@@ -30,17 +30,15 @@ from ai_spine_tools.exceptions import (
 )
 from ai_spine_tools.observability._diagnostics import Diagnostics
 from ai_spine_tools.observability._instance import InstanceMetrics
-from ai_spine_tools.security._headers import API_SECURITY_HEADERS, page_security_headers
 from ai_spine_tools.security._ratelimit import RateLimiter
 from ai_spine_tools.server import _lifecycle as lifecycle
 from ai_spine_tools.server import _probes as probes
-from ai_spine_tools.server._guards import AuthGate, RateGate, check_origin
+from ai_spine_tools.server._answers import Headers
+from ai_spine_tools.server._guards import AuthGate, RateGate
 from ai_spine_tools.server._pipeline import Pipeline
 from ai_spine_tools.server._wire import (
-    _JSON,
     ASGIApp,
     Handler,
-    Message,
     Receive,
     Request,
     Response,
@@ -50,7 +48,6 @@ from ai_spine_tools.server._wire import (
     _DisconnectedError,
     _no_more,
     _normalise,
-    _replay,
 )
 
 if TYPE_CHECKING:
@@ -62,8 +59,6 @@ __all__ = ["ToolApp", "create_app", "with_middleware"]
 logger = logging.getLogger("ai_spine_tools.server")
 
 
-# JSON answers load nothing: the strictest policy. HTML pages get the page policy (_headers).
-_SECURITY_HEADERS = API_SECURITY_HEADERS
 _EXECUTE = "/api/execute"
 _SWITCHED_OFF = {
     "/dashboard": (
@@ -75,7 +70,6 @@ _SWITCHED_OFF = {
         ": MCP is off; set AI_SPINE_MCP=true (or run ai-spine serve --mcp) to serve it here",
     ),
 }
-Headers = list[tuple[bytes, bytes]]
 
 
 class ToolApp:
@@ -121,13 +115,14 @@ class ToolApp:
             tracing=_tracing(tool) if settings.tracing else None,
         )
         """The execution pipeline every entry calls (see ``_pipeline``)."""
+        self.answers = self.pipeline.answers
+        """The answers of every route, and the headers they go out with."""
         self.admission = self.pipeline.admission
         tool.metrics.concurrency = self.pipeline.concurrency
         self.draining = False
         self.wrapped_signals: list[tuple[int, Any, Any]] = []
         self.started_at = time.monotonic()
 
-        self._version = tool.version.encode()
         self.encoder = ENCODER
         self.openapi: bytes | None = None
         self.routes: dict[str, dict[str, Handler]] = {
@@ -156,7 +151,7 @@ class ToolApp:
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint([self.pipeline], settings)
+            self.mcp = MCPEndpoint([self.pipeline], settings, gate=self.gate, answers=self.answers)
         self.serves_directly = not tool.streams
         """Whether the connection may serve ``POST /api/execute`` itself (``respond``): not for
         a streaming tool, whose body goes out as it is produced."""
@@ -191,7 +186,7 @@ class ToolApp:
             path = _normalise(path)
             route = self.routes.get(path)
             if route is None and path == "/mcp" and self.mcp is not None:
-                await self._serve_mcp(request, send)
+                await self.mcp.serve(request, send)
                 return
         method = scope["method"]
         head = method == "HEAD"
@@ -212,18 +207,18 @@ class ToolApp:
                 )
                 if method == "OPTIONS":
                     response = Response(204, b"", [(b"allow", allow.encode())])
-                    await self._send(send, request, response, head=True)
+                    await self.answers.send(send, request, response, head=True)
                     return
                 request.extra_headers.append((b"allow", allow.encode()))
                 raise MethodNotAllowedError(f"{method} is not allowed on {path}; use {allow}")
         except ToolError as exc:
-            response = self.pipeline.answers.error(request, exc, errors_as_200=path == _EXECUTE)
+            response = self.answers.error(request, exc, errors_as_200=path == _EXECUTE)
         else:
             handled = await self._handle(request, path, handler)
             if handled is None:
                 return
             response = handled
-        await self._send(send, request, response, head=head)
+        await self.answers.send(send, request, response, head=head)
 
     async def _handle(self, request: Request, path: str, handler: Handler) -> Response | None:
         """Authenticate (on a protected route) and run ``handler``, any error becoming its
@@ -238,13 +233,13 @@ class ToolApp:
         except _DisconnectedError:
             return None
         except ToolError as exc:
-            return self.pipeline.answers.error(request, exc, errors_as_200=path == _EXECUTE)
+            return self.answers.error(request, exc, errors_as_200=path == _EXECUTE)
         except Exception:
             scope = request.scope
             logger.exception(
                 "unexpected error serving %s %s", scope["method"], _clip(scope["path"])
             )
-            return self.pipeline.answers.error(request, ExecutionError("Internal server error"))
+            return self.answers.error(request, ExecutionError("Internal server error"))
 
     # -- the connection's own way in (``_protocol``) ------------------------------------------
 
@@ -254,7 +249,7 @@ class ToolApp:
         request = Request(scope, _no_more, body)
         response = await self._handle(request, _EXECUTE, self.pipeline.execute)
         assert response is not None  # the body is in: there is nothing left to wait for
-        return response.status, self._headers(request, response), response.body
+        return response.status, self.answers.headers(request, response), response.body
 
     def answer_from_cache(self, scope: Scope, body: bytes) -> tuple[Headers, bytes] | None:
         """Answer a ``POST /api/execute`` that is a cache hit for a body seen before, without a
@@ -263,71 +258,7 @@ class ToolApp:
         if answered is None:
             return None
         request, response = answered
-        return self._headers(request, response), response.body
-
-    # -- the way out -------------------------------------------------------------------------
-
-    async def _send(self, send: Send, request: Request, response: Response, *, head: bool) -> None:
-        headers = self._headers(request, response)
-        stream = response.stream
-        if stream is not None:
-            del headers[1]  # no content-length: the body goes out as it is produced
-            try:
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-            except BaseException:
-                await stream.abort()
-                raise
-            await stream.send(send, request.receive)
-            return
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else response.body})
-
-    def _headers(self, request: Request, response: Response) -> Headers:
-        """The headers of ``response``: content type and length first, then ours, then its own."""
-        elapsed_ms = (time.perf_counter() - request.started) * 1000.0
-        return [
-            (b"content-type", response.content_type),
-            (b"content-length", str(len(response.body)).encode()),
-            (b"x-request-id", request.request_id or new_execution_id().encode()),
-            (b"x-response-time", f"{elapsed_ms:.3f}ms".encode()),
-            (b"x-tool-version", self._version),
-            *(
-                _SECURITY_HEADERS
-                if response.content_type is _JSON
-                or not response.content_type.startswith(b"text/html")
-                else page_security_headers(self.settings.content_security_policy, response.body)
-            ),
-            *request.extra_headers,
-            *response.headers,
-        ]
-
-    async def _serve_mcp(self, request: Request, send: Send) -> None:
-        """``/mcp``: the origin check MCP asks for, authentication as for ``/api/execute`` and the
-        body read within its limit (a signed body verified), then the MCP endpoint answers."""
-        scope = request.scope
-        body: bytes | None = None
-        try:
-            check_origin(request, self.settings.cors_origins)
-            if self.gate.on:
-                self.gate.authenticate(request, "/mcp")
-            if scope["method"] == "POST":
-                body = await request.body(self.settings.max_body_bytes)
-            await self.gate.verify_signature(request, body or b"")
-        except _DisconnectedError:
-            return
-        except ToolError as exc:
-            await self._send(send, request, self.pipeline.answers.error(request, exc), head=False)
-            return
-        assert self.mcp is not None
-        extra = [(b"x-tool-version", self._version), *_SECURITY_HEADERS]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        receive = request.receive if body is None else _replay(body, then=request.receive)
-        await self.mcp(scope, receive, send_with_headers)
+        return self.answers.headers(request, response), response.body
 
 
 def _tracing(tool: Tool) -> Tracing:

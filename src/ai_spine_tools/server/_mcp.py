@@ -3,9 +3,11 @@
 Two transports serve the same MCP server:
 
 - Streamable HTTP at ``/mcp`` on the tool server, when ``AI_SPINE_MCP`` is on (``ai-spine serve
-  --mcp``). ``ToolApp`` authenticates the request as it does ``/api/execute`` and hands it to
-  ``MCPEndpoint``. Sessions are stateless, so any worker process (or instance) can answer any
-  request, and answers are plain JSON.
+  --mcp``), or at a suite's root. ``MCPEndpoint.serve`` checks the origin, authenticates the
+  request as ``/api/execute`` is, reads the body within its limit (a signed one verified), and
+  hands it to the SDK's session manager, for ``ToolApp`` and ``SuiteApp`` alike. Sessions are
+  stateless, so any worker process (or instance) can answer any request, and answers are plain
+  JSON.
 - stdio (``ai-spine mcp path/to/tool.py``), for desktop agents that start the tool themselves.
   Every request read before the end of input is answered before the server exits (the SDK
   cancels the handlers still running when its input ends; ``_mcp_stdio`` holds that end back).
@@ -28,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from ai_spine_tools._version import __version__
 from ai_spine_tools.core._output import ENCODER
-from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError
+from ai_spine_tools.exceptions import MissingExtraError, ServerConfigurationError, ToolError
 from ai_spine_tools.interop._export import mcp_tool
-from ai_spine_tools.server._wire import _JSON, Message, Request, _replay
+from ai_spine_tools.server._guards import check_origin
+from ai_spine_tools.server._wire import _JSON, Message, Request, _DisconnectedError, _replay
 
 if TYPE_CHECKING:
     import mcp_types as types
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
 
     from ai_spine_tools._settings import ServerSettings
+    from ai_spine_tools.server._answers import Answers
+    from ai_spine_tools.server._guards import AuthGate
     from ai_spine_tools.server._pipeline import Pipeline
     from ai_spine_tools.server._wire import Receive, Scope, Send
 
@@ -157,13 +162,21 @@ def tool_result(body: bytes, *, streamed: bool = False) -> types.CallToolResult:
 
 
 class MCPEndpoint:
-    """The Streamable HTTP transport of the MCP server, mounted at ``/mcp`` by ``ToolApp``.
+    """The Streamable HTTP transport of the MCP server, mounted at ``/mcp`` by ``ToolApp`` (or
+    ``SuiteApp``), which hands it the app's ``gate`` and ``answers`` (``serve``).
 
     Its session manager runs from the app's lifespan start-up to its shut-down (``start`` and
     ``stop``), or from the first request when the app is driven without a lifespan.
     """
 
-    def __init__(self, pipelines: Sequence[Pipeline], settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        pipelines: Sequence[Pipeline],
+        settings: ServerSettings,
+        *,
+        gate: AuthGate,
+        answers: Answers,
+    ) -> None:
         require_sdk()
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
@@ -176,6 +189,9 @@ class MCPEndpoint:
             json_response=True,
             max_request_body_size=settings.max_body_bytes,
         )
+        self.settings = settings
+        self.gate = gate
+        self.answers = answers
         self._running: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -207,6 +223,34 @@ class MCPEndpoint:
         self._stopping.set()
         with contextlib.suppress(Exception):
             await running
+
+    async def serve(self, request: Request, send: Send) -> None:
+        """``/mcp``: the origin check MCP asks for, authentication as for ``/api/execute`` and
+        the body read within its limit (a signed body verified); then the SDK answers, with the
+        app's own headers added. A refusal is the app's error envelope."""
+        scope = request.scope
+        body: bytes | None = None
+        try:
+            check_origin(request, self.settings.cors_origins)
+            if self.gate.on:
+                self.gate.authenticate(request, "/mcp")
+            if scope["method"] == "POST":
+                body = await request.body(self.settings.max_body_bytes)
+            await self.gate.verify_signature(request, body or b"")
+        except _DisconnectedError:
+            return
+        except ToolError as exc:
+            await self.answers.send(send, request, self.answers.error(request, exc), head=False)
+            return
+        extra = self.answers.fixed_headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        receive = request.receive if body is None else _replay(body, then=request.receive)
+        await self(scope, receive, send_with_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._ready.is_set():

@@ -91,7 +91,7 @@ class Pipeline:
             max_depth=settings.max_json_depth, max_items=settings.max_json_items
         )
         self._open_input = has_open_fields(tool.input_schema.fields)
-        self.answers = Answers(tool.name, settings)
+        self.answers = Answers(settings, tool)
         self.log_level = logging.INFO if settings.log_requests else logging.DEBUG
         self.log_requests = logger.isEnabledFor(self.log_level)
         """Whether each execution is logged (``AI_SPINE_LOG_REQUESTS``, or the debug level);

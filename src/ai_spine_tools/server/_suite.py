@@ -45,10 +45,10 @@ from ai_spine_tools.exceptions import (
     ToolError,
 )
 from ai_spine_tools.observability._diagnostics import Diagnostics
-from ai_spine_tools.security._headers import API_SECURITY_HEADERS
 from ai_spine_tools.server import _probes as probes
+from ai_spine_tools.server._answers import Answers
 from ai_spine_tools.server._app import ToolApp, shared_cache
-from ai_spine_tools.server._guards import AuthGate, check_origin
+from ai_spine_tools.server._guards import AuthGate
 from ai_spine_tools.server._wire import (
     Message,
     Receive,
@@ -60,8 +60,6 @@ from ai_spine_tools.server._wire import (
     _DisconnectedError,
     _normalise,
     _now_iso,
-    _replay,
-    error_envelope,
 )
 
 if TYPE_CHECKING:
@@ -122,12 +120,20 @@ class SuiteApp:
             )
         self.gate = AuthGate(settings, self.redis)
         """Who may read the root's metrics and call ``/mcp`` (the server's keys)."""
-        self._protected = {"/metrics", "/mcp"} - set(settings.public_routes)
+        self._protected = {"/metrics"} - set(settings.public_routes)
+        self.answers = Answers(settings)
+        """The root's answers: its errors, and the headers every answer goes out with (those of a
+        tool's, less a tool's version)."""
         self.mcp: MCPEndpoint | None = None
         if settings.mcp:
             from ai_spine_tools.server._mcp import MCPEndpoint
 
-            self.mcp = MCPEndpoint([app.pipeline for app in self.apps.values()], settings)
+            self.mcp = MCPEndpoint(
+                [app.pipeline for app in self.apps.values()],
+                settings,
+                gate=self.gate,
+                answers=self.answers,
+            )
         self.started_at = time.monotonic()
         self._lifespans: list[tuple[asyncio.Queue[Message], asyncio.Task[None]]] = []
 
@@ -169,7 +175,7 @@ class SuiteApp:
         method = scope["method"]
         try:
             if path == "/mcp" and self.mcp is not None:
-                await self._serve_mcp(request, send)
+                await self.mcp.serve(request, send)
                 return
             if path not in _ROOT_ROUTES:
                 names = ", ".join(self.apps)
@@ -196,8 +202,8 @@ class SuiteApp:
         except _DisconnectedError:
             return
         except ToolError as exc:
-            response = self._error(request, exc)
-        await _send(send, request, response, head=method == "HEAD")
+            response = self.answers.error(request, exc)
+        await self.answers.send(send, request, response, head=method == "HEAD")
 
     # -- the root's routes -------------------------------------------------------------------
 
@@ -279,38 +285,6 @@ class SuiteApp:
             answer = await probes.metrics(app, request)
             tools[name] = msgspec.json.decode(answer.body)
         return Response(200, ENCODER.encode({"tools": tools}), [])
-
-    async def _serve_mcp(self, request: Request, send: Send) -> None:
-        scope = request.scope
-        body: bytes | None = None
-        try:
-            check_origin(request, self.settings.cors_origins)
-            if self.gate.on and "/mcp" in self._protected:
-                self.gate.authenticate(request, "/mcp")
-            if scope["method"] == "POST":
-                body = await request.body(self.settings.max_body_bytes)
-            await self.gate.verify_signature(request, body or b"")
-        except ToolError as exc:
-            await _send(send, request, self._error(request, exc), head=False)
-            return
-        assert self.mcp is not None
-        receive = request.receive if body is None else _replay(body, then=request.receive)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *API_SECURITY_HEADERS]
-            await send(message)
-
-        await self.mcp(scope, receive, send_with_headers)
-
-    def _error(self, request: Request, exc: ToolError) -> Response:
-        body = error_envelope(
-            exc,
-            execution_id=None,
-            took_ms=round((time.perf_counter() - request.started) * 1000.0, 3),
-            timestamp=_now_iso(),
-        )
-        return Response(exc.status, ENCODER.encode(body), [])
 
     # -- lifespan ----------------------------------------------------------------------------
 
@@ -399,15 +373,3 @@ def check_names(tools: Sequence[Tool]) -> None:
                 f"server's own route (reserved: {', '.join(sorted(RESERVED_NAMES))})"
             )
         seen.add(tool.name)
-
-
-async def _send(send: Send, request: Request, response: Response, *, head: bool) -> None:
-    headers = [
-        (b"content-type", response.content_type),
-        (b"content-length", str(len(response.body)).encode()),
-        *API_SECURITY_HEADERS,
-        *request.extra_headers,
-        *response.headers,
-    ]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else response.body})
