@@ -12,10 +12,11 @@ from typing import Any
 
 from ai_spine_tools._version import __version__
 from ai_spine_tools.core._context import SecurityContext, ToolContext
+from ai_spine_tools.core._create import create_tool
 from ai_spine_tools.core._decorator import tool
 from ai_spine_tools.core._metadata import ToolMetadata
 from ai_spine_tools.core._result import ToolResult
-from ai_spine_tools.core._tool import Tool, create_tool
+from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import (
     AuthenticationError,
     CircuitOpenError,

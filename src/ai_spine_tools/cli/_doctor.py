@@ -148,7 +148,7 @@ def findings(
             f"(target: more than {TARGET_RPS:.0f})",
             "find where the time goes with ai-spine profile; for CPU-bound tools run the "
             "work in processes (await context.to_process(fn, ...) or executor='process'; "
-            "README: CPU-bound work) and add workers (--workers)",
+            "docs: CPU-bound work) and add workers (--workers)",
             priority=60,
         ),
         _check(
@@ -225,7 +225,7 @@ def findings(
                 fix="a blocking call runs inside async execute: use an async library or "
                 "await asyncio.sleep, or declare execute with a plain def so it runs in the "
                 "thread pool; CPU-bound work belongs in processes: await "
-                "context.to_process(fn, ...) or create_tool(..., executor='process') (README: "
+                "context.to_process(fn, ...) or create_tool(..., executor='process') (docs: "
                 "CPU-bound work). The server log names the call with "
                 "AI_SPINE_BLOCKING_STACKS=true",
                 priority=20,
@@ -264,7 +264,7 @@ def _cpu(after: Mapping[str, Any], samples: _Samples, where: str) -> Finding:
         message=f"CPU peaked at {peak:.0f}% of one core, {peak / cores:.0f}% of the {cores} "
         f"core{'s' if cores != 1 else ''} ({where}{pool}); where it goes: "
         "ai-spine profile TOOL --duration 20 --out profile.svg; CPU-bound work runs on every "
-        "core with context.to_process or executor='process' (README: CPU-bound work)",
+        "core with context.to_process or executor='process' (docs: CPU-bound work)",
     )
 
 

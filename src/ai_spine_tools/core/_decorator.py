@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin, overload
 import msgspec
 
 from ai_spine_tools.core._context import ToolContext
-from ai_spine_tools.core._tool import Executor, Tool, UnknownFields, create_tool
+from ai_spine_tools.core._create import create_tool
+from ai_spine_tools.core._tool import Executor, Tool, UnknownFields
 from ai_spine_tools.exceptions import ToolDefinitionError
 from ai_spine_tools.fields import (
     ArrayField,

@@ -60,7 +60,7 @@ def unserializable(exc: Exception, **parts: Any) -> OutputNotSerializableError:
             path, bad = found
             return OutputNotSerializableError(
                 f"{name}{path} is {_kind(bad)}, which JSON cannot hold: return a dict, list, "
-                "str, number, bool or None for it (README: Values out)",
+                "str, number, bool or None for it (docs: Writing a tool, Values out)",
                 details={"path": f"{name}{path}", "type": type(bad).__name__},
             )
     return OutputNotSerializableError(f"The tool's output cannot be encoded as JSON: {exc}")

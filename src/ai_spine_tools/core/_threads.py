@@ -124,7 +124,7 @@ class ThreadRunner:
                 "thread pool (%d of %d threads busy). Python cannot stop a thread: it holds one "
                 "until the function returns, and executions beyond the pool wait for a free "
                 "one. Check context.remaining_ms() in its loops and give its blocking calls "
-                "timeouts (README: Deadlines).",
+                "timeouts (docs: Resilience, Deadlines).",
                 self.name,
                 timeout_ms,
                 min(self.busy, self.max_threads),

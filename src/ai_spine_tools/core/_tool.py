@@ -1,15 +1,15 @@
-"""``Tool`` and ``create_tool``: a declared tool, its lifecycle, and in-process execution."""
+"""``Tool``: a declared tool, its lifecycle, and in-process execution (``create_tool`` and the
+``@tool`` decorator build one)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal
 
 from ai_spine_tools.cache import CacheOptions, ToolCache
 from ai_spine_tools.core._config import ConfigResolver
@@ -35,15 +35,14 @@ from ai_spine_tools.exceptions import (
     ToolDefinitionError,
     ToolError,
 )
-from ai_spine_tools.fields import Field, as_field
-from ai_spine_tools.fields._base import unknown_keyword
+from ai_spine_tools.fields import Field
 from ai_spine_tools.fields._schema import Schema
 from ai_spine_tools.observability._metrics import MetricsSnapshot, ToolMetrics
 from ai_spine_tools.outbound._http import close_shared_client
 from ai_spine_tools.resilience._breaker import BreakerRegistry
 from ai_spine_tools.resilience._deadlines import deadlines
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "Executor", "Tool", "create_tool"]
+__all__ = ["DEFAULT_TIMEOUT_MS", "Execute", "Executor", "Tool", "UnknownFields"]
 
 logger = logging.getLogger("ai_spine_tools")
 
@@ -53,8 +52,6 @@ _OVERRUN_SLACK_S = 0.05  # past the deadline's 10 ms slot, what loop latency alo
 
 Execute = Callable[..., Any]
 UnknownFields = Literal["reject", "ignore"]
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class Tool:
@@ -225,14 +222,10 @@ class Tool:
         timeout_ms: int | None = None,
         debug: bool = False,
     ) -> ToolResult:
-        """Validate ``input`` and ``config`` and execute in-process, returning a ``ToolResult``.
-
-        Every failure, a validation error included, comes back as an error result; call
-        ``result.raise_for_error()`` to raise it instead. ``setup`` runs first if needed.
-        The steps are the server's once a request is decoded (the same schema, config resolver
-        and ``invoke``), except that the result cache is not consulted: ``data`` is what
-        ``execute`` returned, not the JSON a cached answer holds.
-        """
+        """Validate ``input`` and ``config`` and execute in-process, as the server does once a
+        request is decoded (``setup`` first if needed); the result cache is not consulted, so
+        ``data`` is what ``execute`` returned. Every failure, a validation error included, is
+        an error result; ``result.raise_for_error()`` raises it."""
         if not self._started:
             await self.start()
         try:
@@ -325,7 +318,7 @@ class Tool:
             if slot is not None:
                 watcher.release(task, slot)
         if deadline is not None and time.monotonic() > deadline + _OVERRUN_SLACK_S:
-            self._overran(context, deadline, result.failure)
+            _note_overrun(self, context, deadline, result.failure)
         return result
 
     def open_stream(
@@ -394,22 +387,6 @@ class Tool:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _overran(self, context: ToolContext, deadline: float, failure: ToolError | None) -> None:
-        """An execution ended past its deadline and was not stopped: count it and say why (a
-        timeout the tool raised itself is no overrun)."""
-        if isinstance(failure, ExecutionTimeoutError):
-            return
-        self.overruns += 1
-        logger.warning(
-            "tool %r: an execution ran %.0f ms, past its %d ms deadline, and could not be "
-            "stopped: its async execute blocked the event loop (or swallowed the cancellation), "
-            "and a deadline can only cancel code at an await. Make the slow call async, or "
-            "declare execute with a plain def so it runs in the thread pool (README: Deadlines).",
-            self.name,
-            (time.monotonic() - deadline) * 1000.0 + (context.timeout_ms or 0),
-            context.timeout_ms,
-        )
-
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if is_async(fn):
             return await fn(*args)
@@ -428,88 +405,21 @@ class Tool:
         return await shared_pool().call(self._execute, args, kwargs, role=role)
 
 
-def _keywords_checked(fn: Callable[P, T]) -> Callable[P, T]:
-    """``fn``, refusing an unknown keyword with a message naming the closest one it takes."""
-    accepted = frozenset(inspect.signature(fn).parameters)
-
-    @functools.wraps(fn)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> T:
-        for key in kwargs:
-            if key not in accepted:
-                raise ToolDefinitionError(unknown_keyword(fn.__name__, key, accepted))
-        return fn(*args, **kwargs)
-
-    return checked
-
-
-@_keywords_checked
-def create_tool(
-    *,
-    metadata: Mapping[str, Any],
-    execute: Execute,
-    schema: Mapping[str, Mapping[str, Any]] | None = None,
-    setup: Callable[..., Any] | None = None,
-    cleanup: Callable[..., Any] | None = None,
-    health_check: Callable[..., Any] | None = None,
-    unknown_fields: UnknownFields = "reject",
-    timeout_ms: int | None = None,
-    max_threads: int | None = None,
-    cache: bool | Mapping[str, Any] | CacheOptions | None = None,
-    executor: Executor = "thread",
-) -> Tool:
-    """Declare a tool from metadata, a schema of input and config fields, and its functions.
-
-    ``execute(input, config, context)`` may be async or sync (sync runs in a bounded thread pool)
-    or an async generator (the server streams what it yields). Its parameters are matched by
-    name: any of ``input``, ``config`` and ``context``, in any order, keyword-only too; three
-    parameters of other names take that order (see ``_signature``); any other form is a
-    ``ToolDefinitionError`` here.
-    It returns a dict (success data), a ``ToolResult``, or the TypeScript SDK's
-    ``{"status": ..., "data": ..., "error": ...}`` shape, or raises a ``ToolError``. The schema
-    is compiled once, here.
-
-    ``cache={"ttl": 600}`` (or ``True`` for the defaults; see ``CacheOptions``) makes the server
-    cache successful results, keyed by the validated input and the config fields in
-    ``vary_config``; a ``cache_enabled`` (or ``cacheEnabled``) config field switches it per
-    request. ``tool.cache`` invalidates them.
-
-    ``executor="process"`` runs a plain ``def execute`` in the server's process pool (for
-    CPU-bound work; ``"thread"``, the default, runs it in the thread pool): it must be defined
-    at the top level of a module, and gets ``input``, ``config`` and a picklable snapshot of
-    the context (see ``ToolContext.snapshot``).
-    """
-    schema = schema or {}
-    if not isinstance(schema, Mapping):
-        raise ToolDefinitionError(f"schema must be a mapping (got {type(schema).__name__})")
-    unknown = set(schema) - {"input", "config"}
-    if unknown:
-        raise ToolDefinitionError(
-            f"schema takes 'input' and 'config' (got {', '.join(map(repr, sorted(unknown)))})"
-        )
-    return Tool(
-        metadata=ToolMetadata.from_mapping(metadata),
-        input_fields=_fields(schema.get("input") or {}, "input"),
-        config_fields=_fields(schema.get("config") or {}, "config"),
-        execute=execute,
-        setup=setup,
-        cleanup=cleanup,
-        health_check=health_check,
-        unknown_fields=unknown_fields,
-        timeout_ms=timeout_ms,
-        max_threads=max_threads,
-        cache=cache,
-        executor=executor,
+def _note_overrun(
+    tool: Tool, context: ToolContext, deadline: float, failure: ToolError | None
+) -> None:
+    """An execution of ``tool`` ended past its deadline and was not stopped: count it and say
+    why (a timeout the tool raised itself is no overrun)."""
+    if isinstance(failure, ExecutionTimeoutError):
+        return
+    tool.overruns += 1
+    logger.warning(
+        "tool %r: an execution ran %.0f ms, past its %d ms deadline, and could not be stopped: "
+        "its async execute blocked the event loop (or swallowed the cancellation), and a "
+        "deadline can only cancel code at an await. Make the slow call async, declare execute "
+        "with a plain def so it runs in the thread pool, or, for CPU-bound work, use "
+        "context.to_process (docs: CPU-bound work; Resilience, Deadlines).",
+        tool.name,
+        (time.monotonic() - deadline) * 1000.0 + (context.timeout_ms or 0),
+        context.timeout_ms,
     )
-
-
-def _fields(declared: Mapping[str, Any], where: str) -> dict[str, Field]:
-    if not isinstance(declared, Mapping):
-        raise ToolDefinitionError(f"schema[{where!r}] must be a mapping of field names to fields")
-    out = {}
-    for key, value in declared.items():
-        if not isinstance(key, str) or not key:
-            raise ToolDefinitionError(
-                f"schema[{where!r}] has a field name that is not a string (got {key!r})"
-            )
-        out[key] = as_field(value, where=f"{where}.{key}")
-    return out

@@ -199,7 +199,7 @@ class LoopWatch:
                 "await asyncio.sleep), or declare execute with a plain def so it runs in the "
                 "thread pool. For CPU-bound work (hashing, parsing, number crunching) use "
                 "processes: await context.to_process(fn, ...) with fn defined at module level, "
-                "or create_tool(..., executor='process') with a plain def execute (README: "
+                "or create_tool(..., executor='process') with a plain def execute (docs: "
                 "CPU-bound work). Logged once per tool.%s",
                 event.tool,
                 event.lag_ms,
