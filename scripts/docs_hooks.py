@@ -19,7 +19,7 @@ MARKER = "<!-- settings-table -->"
 
 def settings_table() -> str:
     """Every environment variable the server reads, as a Markdown table: name, default, meaning."""
-    from ai_spine_tools._settings import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS
+    from ai_spine_tools._variables import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS
 
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, default, meaning in DOCUMENTED_SETTINGS:

@@ -261,7 +261,7 @@ def test_kubernetes_files_parse_and_agree(template: str, tmp_path: Path) -> None
 
 
 def test_env_example_lists_every_setting(tmp_path: Path) -> None:
-    from ai_spine_tools._settings import DOCUMENTED_SETTINGS
+    from ai_spine_tools._variables import DOCUMENTED_SETTINGS
 
     project = render_project("env-check", directory=tmp_path / "p", git=False)
     text = (project / ".env.example").read_text()

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Mapping
 import httpx
 import pytest
 
-from ai_spine_tools._settings import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS, ServerSettings
+from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools._variables import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS
 from ai_spine_tools.exceptions import UnknownSettingError
 from ai_spine_tools.server._startup import (
     KNOWN_SETTINGS,

@@ -255,7 +255,7 @@ def _with_testing(extras: str) -> str:
 
 def env_example(template: Template) -> str:
     """Return the ``.env.example`` listing every setting the server reads, with defaults."""
-    from ai_spine_tools._settings import DOCUMENTED_SETTINGS
+    from ai_spine_tools._variables import DOCUMENTED_SETTINGS
 
     lines = ["# Every setting the tool server reads; uncomment to change it.", ""]
     for variable, default, meaning in DOCUMENTED_SETTINGS:

@@ -21,12 +21,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ai_spine_tools._settings import (
-    DEPRECATED_SETTINGS,
-    DOCUMENTED_SETTINGS,
-    SECURITY_SETTINGS,
-    ServerSettings,
-)
+from ai_spine_tools._settings import ServerSettings
+from ai_spine_tools._variables import DEPRECATED_SETTINGS, DOCUMENTED_SETTINGS, SECURITY_SETTINGS
 from ai_spine_tools.core._config import env_name
 from ai_spine_tools.core._tool import Tool
 from ai_spine_tools.exceptions import UnknownSettingError
