@@ -460,6 +460,8 @@ async def test_run_counts_an_async_execute_that_blocks_past_its_deadline(
     assert tool.overruns == 1
     [warning] = [r.getMessage() for r in caplog.records if "past its 20 ms" in r.getMessage()]
     assert "blocked the event loop" in warning
+    tool.reset()
+    assert tool.overruns == 0
 
 
 async def test_an_execution_stopped_at_its_deadline_is_no_overrun() -> None:

@@ -198,11 +198,12 @@ class Tool:
 
     def reset(self) -> None:
         """Forget what earlier executions left: close every breaker, drop the results cached in
-        this process (not those in Redis) and the custom metrics. Tests call it between tests
-        (``ToolTestClient`` does, unless ``reset=False``)."""
+        this process (not those in Redis), the custom metrics and the count of overruns. Tests
+        call it between tests (``ToolTestClient`` does, unless ``reset=False``)."""
         self.breakers.reset()
         self.cache.reset()
         self.metrics.custom.clear()
+        self.overruns = 0
 
     async def check_health(self) -> Any:
         """Run the tool's ``health_check`` (``True`` when it has none)."""
