@@ -86,9 +86,8 @@ def serve(
     if mcp:
         os.environ["AI_SPINE_MCP"] = "true"  # the environment reaches every worker process
     # TARGETs were loaded as the command line was read: a broken tool fails before any process
-    given = [target.target for target in targets]
     run_server(
-        given[0] if len(given) == 1 else given,
+        _served(targets),
         host=host,
         port=port,
         workers=workers,
@@ -124,14 +123,7 @@ def dev(targets: tuple[LoadedTools, ...], host: str, port: int | None) -> None:
         )
     os.environ.setdefault("AI_SPINE_DEBUG", "true")
     os.environ.setdefault("AI_SPINE_BLOCKING_STACKS", "true")  # name the blocking call
-    given = [target.target for target in targets]
-    run_server(
-        given[0] if len(given) == 1 else given,
-        host=host,
-        port=port,
-        reload=True,
-        log_level="debug",
-    )
+    run_server(_served(targets), host=host, port=port, reload=True, log_level="debug")
 
 
 @click.command()
@@ -219,3 +211,9 @@ def mcp(targets: tuple[LoadedTools, ...], log_level: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
+
+
+def _served(targets: tuple[LoadedTools, ...]) -> str | list[str]:
+    """What the server is given: the one TARGET as written, or every TARGET in order."""
+    given = [target.target for target in targets]
+    return given[0] if len(given) == 1 else given
